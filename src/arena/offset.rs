@@ -1,0 +1,60 @@
+//! `Offset<T>`: the only kind of reference stored in shared memory.
+
+use core::fmt;
+use core::marker::PhantomData;
+
+/// A position in an [`Arena`](crate::Arena), in bytes from its base, typed.
+///
+/// Shared memory holds no pointers (each process maps a segment at its own
+/// address); it holds offsets. Resolving one always checks that `T` fits
+/// inside the arena at that offset and that the offset is aligned for `T`, so
+/// an offset read from a corrupt or hostile segment gives an error, never an
+/// out-of-bounds access.
+#[repr(transparent)]
+pub struct Offset<T: ?Sized> {
+    raw: u64,
+    _type: PhantomData<fn() -> *const T>,
+}
+
+impl<T: ?Sized> Offset<T> {
+    /// An offset from its raw byte value (unchecked: checks happen on resolution).
+    pub const fn from_raw(raw: u64) -> Self {
+        Offset {
+            raw,
+            _type: PhantomData,
+        }
+    }
+
+    /// The byte offset from the arena's base.
+    pub const fn raw(self) -> u64 {
+        self.raw
+    }
+
+    /// The same position, viewed as another type.
+    pub const fn cast<U>(self) -> Offset<U> {
+        Offset::from_raw(self.raw)
+    }
+}
+
+impl<T: ?Sized> Clone for Offset<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Offset<T> {}
+impl<T: ?Sized> PartialEq for Offset<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<T: ?Sized> Eq for Offset<T> {}
+impl<T: ?Sized> core::hash::Hash for Offset<T> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+impl<T: ?Sized> fmt::Debug for Offset<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Offset({:#x})", self.raw)
+    }
+}

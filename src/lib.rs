@@ -1,0 +1,44 @@
+//! # shmproc
+//!
+//! Python's `multiprocessing`, rebuilt in Rust on shared memory.
+//!
+//! Every object that processes share lives in a shared-memory [`Arena`];
+//! messages are written and read in place, and waiting is done on futexes in
+//! that memory. No pickling, no pipes, no server process on the hot path.
+//!
+//! The layers, bottom up (see `docs/ARCHITECTURE.md`):
+//! `arena` (segments, header, allocator, offsets, names) → `futex` → `sync`
+//! → `value` → `ring` → `channel` → `process` → `pool`.
+//!
+//! ```
+//! use shmproc::{Arena, Offset};
+//! let arena = Arena::anonymous(1 << 20)?;
+//! let at: Offset<u64> = arena.alloc_value(7)?;
+//! arena.publish("seven", &at)?;
+//! let found: Offset<u64> = arena.lookup("seven")?;
+//! assert_eq!(arena.read(found)?, 7);
+//! # Ok::<(), shmproc::Error>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    clippy::missing_safety_doc
+)]
+
+pub(crate) mod loom;
+
+pub mod futex;
+
+#[cfg(not(loom))]
+mod arena;
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod sys;
+
+#[cfg(not(loom))]
+pub use arena::{Arena, Offset, Publish, Segment};
+#[cfg(not(loom))]
+pub use error::{Error, Result};
