@@ -7,7 +7,7 @@
 
 #[cfg(not(loom))]
 pub(crate) mod atomic {
-    #[allow(clippy::disallowed_types, unused_imports)]
+    #[allow(unused_imports)]
     pub(crate) use std::sync::atomic::{
         AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };

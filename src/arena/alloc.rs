@@ -127,7 +127,7 @@ impl Arena {
             )));
         }
         let pad = align.max(16) as u64;
-        let need = (size.max(1) as u64).checked_add(pad).unwrap_or(u64::MAX);
+        let need = (size.max(1) as u64).saturating_add(pad);
         let class = (64 - (need - 1).leading_zeros()).max(MIN_CLASS);
         if class > MAX_CLASS {
             return Err(self.full(size as u64));

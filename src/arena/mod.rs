@@ -37,6 +37,11 @@ use zerocopy::{FromBytes, KnownLayout};
 /// handing out `&T` to memory other processes mutate is sound.
 pub unsafe trait ShmState: FromBytes + KnownLayout + Sized {}
 
+// SAFETY: a lone atomic is FromBytes and tolerates concurrent mutation.
+unsafe impl ShmState for crate::loom::atomic::AtomicU32 {}
+// SAFETY: as for AtomicU32.
+unsafe impl ShmState for crate::loom::atomic::AtomicU64 {}
+
 /// A shared-memory arena: where every shared object of shmproc lives.
 ///
 /// Cloning an `Arena` is cheap (a reference count); all clones and every
@@ -310,6 +315,16 @@ impl Arena {
             })?;
         let ptr = self.check_range(offset.raw(), bytes, core::mem::align_of::<T>() as u64)?;
         Ok(ptr.cast())
+    }
+
+    /// The atomic `u32` at `offset` (for example a futex word shared by hand).
+    pub fn atomic_u32(&self, offset: Offset<u32>) -> Result<&crate::loom::atomic::AtomicU32> {
+        self.resolve(offset.raw())
+    }
+
+    /// The atomic `u64` at `offset`.
+    pub fn atomic_u64(&self, offset: Offset<u64>) -> Result<&crate::loom::atomic::AtomicU64> {
+        self.resolve(offset.raw())
     }
 
     /// Allocates a block holding `value` and returns its offset.
