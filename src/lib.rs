@@ -32,6 +32,13 @@ pub(crate) mod loom;
 pub mod futex;
 
 #[cfg(not(loom))]
+mod sync;
+/// Under loom the sync cores are exported for `tests/loom_sync.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod sync;
+
+#[cfg(not(loom))]
 mod arena;
 #[cfg(not(loom))]
 mod error;
@@ -42,3 +49,5 @@ mod sys;
 pub use arena::{Arena, Offset, Publish, Segment};
 #[cfg(not(loom))]
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use sync::{Lock, LockGuard, LockResult, OwnerDied, WaitStrategy};
