@@ -50,4 +50,7 @@ pub use arena::{Arena, Offset, Publish, Segment};
 #[cfg(not(loom))]
 pub use error::{Error, Result};
 #[cfg(not(loom))]
-pub use sync::{Lock, LockGuard, LockResult, OwnerDied, WaitStrategy};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, LockResult, OwnerDied, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard, WaitStrategy,
+};

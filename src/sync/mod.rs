@@ -15,13 +15,13 @@
 //! The state tables and the safety argument are in docs/ARCHITECTURE.md,
 //! section "Sync".
 
-// mod barrier;
-// mod condition;
-// mod event;
+mod barrier;
+mod condition;
+mod event;
 mod lock;
 mod owner;
-// mod rlock;
-// mod semaphore;
+mod rlock;
+mod semaphore;
 #[cfg(not(loom))]
 mod shared;
 
@@ -29,23 +29,33 @@ use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-// pub use barrier::RawBarrier;
-// pub use condition::RawCondition;
-// pub use event::RawEvent;
+#[allow(unused_imports)]
+pub use barrier::{BarrierWait, MAX_PARTIES, RawBarrier};
+#[allow(unused_imports)]
+pub use condition::{RawCondition, Ticket};
+#[allow(unused_imports)]
+pub use event::RawEvent;
 #[allow(unused_imports)] // the crate-internal API other layers (Value) use
 pub use lock::{CHECK_EVERY, NotOwner, OwnerDiedInfo, RawLock};
 #[allow(unused_imports)]
 pub use owner::OwnerId;
-// pub use rlock::RawRLock;
-// pub use semaphore::RawSemaphore;
+#[allow(unused_imports)]
+pub use rlock::RawRLock;
+#[allow(unused_imports)]
+pub use semaphore::{Overflow, RawSemaphore};
 
-// pub use barrier::Barrier;
-// pub use condition::Condition;
-// pub use event::Event;
+#[cfg(not(loom))]
+pub use barrier::Barrier;
+#[cfg(not(loom))]
+pub use condition::Condition;
+#[cfg(not(loom))]
+pub use event::Event;
 #[cfg(not(loom))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied};
-// pub use rlock::{RLock, RLockGuard};
-// pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+#[cfg(not(loom))]
+pub use rlock::{RLock, RLockGuard};
+#[cfg(not(loom))]
+pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 /// How a waiting call waits: sleep at once, or spin a little first.
 ///
