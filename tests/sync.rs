@@ -432,6 +432,10 @@ fn bounded_semaphore_refuses_overflow() {
     kids.join_all_ok(Duration::from_secs(10));
     assert_eq!(sem.value(), 2);
     let plain = Semaphore::new_in(&arena, 0).unwrap();
+    // A failed try or timed acquire takes nothing and gives nothing back.
+    assert!(plain.try_acquire().is_none());
+    assert!(plain.acquire_timeout(Duration::from_millis(1)).is_none());
+    assert_eq!(plain.value(), 0);
     plain.release_n(5).unwrap();
     assert_eq!(plain.value(), 5);
 }

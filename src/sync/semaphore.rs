@@ -234,7 +234,7 @@ mod handle {
         pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
             self.raw()
                 .try_acquire()
-                .then_some(SemaphoreGuard { semaphore: self })
+                .then(|| SemaphoreGuard { semaphore: self })
         }
 
         /// Takes one unit, waiting up to `timeout`; `None` if it timed out.
@@ -242,7 +242,7 @@ mod handle {
             let deadline = crate::sync::deadline_after(timeout);
             self.raw()
                 .acquire_until(deadline, self.strategy)
-                .then_some(SemaphoreGuard { semaphore: self })
+                .then(|| SemaphoreGuard { semaphore: self })
         }
 
         /// Gives back one unit (Python's `release()`), waking a waiter.
