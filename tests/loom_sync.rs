@@ -15,7 +15,7 @@ use shmproc::sync::{
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
+    builder.preemption_bound = Some(5);
     builder.check(f);
 }
 

@@ -77,8 +77,6 @@ impl RawEvent {
         loop {
             if word & FLAG != 0 {
                 // Already set: whoever waits has been (or will be) told.
-                // A fence keeps `set` a release operation even here.
-                crate::loom::atomic::fence(Ordering::SeqCst);
                 return;
             }
             let next = (word & !FLAG).wrapping_add(2) | FLAG;
@@ -90,7 +88,9 @@ impl RawEvent {
                 Err(now) => word = now,
             }
         }
-        // SYNC POINT: SeqCst pairs with the SeqCst `waiters` increment in `wait`.
+        // SYNC POINT: SeqCst (+ waker_fence) pairs with the `waiters`
+        // increment and sleeper_fence in `wait_slow`.
+        super::waker_fence();
         if self.waiters.load(Ordering::SeqCst) != 0 {
             self.wake_all();
         }
@@ -127,6 +127,7 @@ impl RawEvent {
         }
         // SYNC POINT: SeqCst pairs with the SeqCst load of `waiters` in `set`.
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        super::sleeper_fence();
         let mut expected = self.word.load(Ordering::SeqCst);
         let result = loop {
             if moved(expected) {

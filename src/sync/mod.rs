@@ -121,6 +121,29 @@ impl Default for WaitStrategy {
     }
 }
 
+/// The waker's half of a store-then-load handshake with a sleeper.
+///
+/// Wakers (`Event::set`, `Semaphore::release`) change the futex word with a
+/// SeqCst read-modify-write and then load the waiter count with SeqCst;
+/// sleepers raise the count, issue a SeqCst fence and load the word. In the
+/// C11 model the SeqCst accesses and the fence fall in one total order, so
+/// either the waker sees the sleeper or the sleeper sees the new word (and
+/// the kernel re-checks the word before sleeping). Loom models SeqCst
+/// *accesses* only as AcqRel (it supports SeqCst *fences*), so under loom
+/// the waker issues the fence too; in real builds it costs nothing here
+/// (on x86 the locked RMW already is a full barrier).
+#[inline(always)]
+pub(crate) fn waker_fence() {
+    #[cfg(loom)]
+    crate::loom::atomic::fence(crate::loom::atomic::Ordering::SeqCst);
+}
+
+/// The sleeper's half of the handshake described at [`waker_fence`].
+#[inline(always)]
+pub(crate) fn sleeper_fence() {
+    crate::loom::atomic::fence(crate::loom::atomic::Ordering::SeqCst);
+}
+
 /// The deadline `timeout` from now; `None` (wait forever) if it overflows.
 #[cfg(not(loom))]
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {

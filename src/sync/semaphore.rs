@@ -98,6 +98,7 @@ impl RawSemaphore {
         }
         // SYNC POINT: SeqCst pairs with the SeqCst load of `waiters` in `release`.
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        super::sleeper_fence();
         let acquired = loop {
             if self.try_acquire() {
                 break true;
@@ -133,6 +134,7 @@ impl RawSemaphore {
                 Err(now) => count = now,
             }
         }
+        super::waker_fence();
         if n != 0 && self.waiters.load(Ordering::SeqCst) != 0 {
             self.wake(n);
         }
