@@ -40,14 +40,22 @@ pub mod sync;
 
 #[cfg(not(loom))]
 mod arena;
-#[cfg(not(loom))]
 mod error;
+// The allocator's lock-free core; public (hidden) under loom for its model.
+#[cfg(not(loom))]
+mod freelist;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod freelist;
 #[cfg(not(loom))]
 mod sys;
 
 #[cfg(not(loom))]
-pub use arena::{Arena, Offset, Publish, Segment};
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(not(loom))]
+pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use sync::{

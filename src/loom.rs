@@ -23,6 +23,7 @@ pub(crate) mod atomic {
 
 /// A hint that we are spinning; under loom it yields so the model can advance.
 #[inline(always)]
+#[allow(dead_code)]
 pub(crate) fn spin_loop() {
     #[cfg(not(loom))]
     std::hint::spin_loop();

@@ -12,10 +12,11 @@
 //! cannot be swapped back in (ABA).
 
 use super::header::{
-    AllocState, BLOCK_FREE, BLOCK_USED, BlockHeader, Header, MAX_CLASS, MIN_CLASS, NUM_CLASSES,
+    AllocState, BLOCK_FREE, BLOCK_USED, BlockHeader, Header, MAX_CLASS, MIN_CLASS,
 };
 use super::{Arena, Offset, ShmState};
 use crate::error::{Error, Result};
+use crate::freelist;
 use crate::loom::atomic::Ordering;
 
 // SAFETY: repr(C), FromBytes, every field atomic (see header.rs).
@@ -26,7 +27,7 @@ unsafe impl ShmState for BlockHeader {}
 /// Largest payload alignment `alloc` takes (blocks are aligned to at most a page).
 pub(crate) const MAX_ALIGN: usize = 4096;
 /// Blocks of this class and larger give their pages back to the kernel when freed.
-const RELEASE_CLASS: u32 = 21;
+const RELEASE_CLASS: u32 = 24;
 
 fn class_align(class: u32) -> u64 {
     (1u64 << class).min(MAX_ALIGN as u64)
@@ -82,10 +83,7 @@ pub(super) fn check(state: &AllocState, heap_start: u64, size: u64) -> Result<()
 
 /// The block a free-list word names, if any.
 fn block_of(word: u64) -> Option<u64> {
-    match word & 0xFFFF_FFFF {
-        0 => None,
-        unit => Some(unit << MIN_CLASS),
-    }
+    freelist::top(word).map(|unit| unit << MIN_CLASS)
 }
 
 fn block_in_heap(block: u64, class: u32, start: u64, end: u64) -> bool {
@@ -169,42 +167,31 @@ impl Arena {
 
     fn pop(&self, class: u32, start: u64, end: u64) -> Result<Option<u64>> {
         let head = &self.alloc_state().heads[(class - MIN_CLASS) as usize];
-        // SYNC POINT: Acquire pairs with the Release CAS in `push`, so the
-        // block's link written before the push is visible here.
-        let mut word = head.load(Ordering::Acquire);
-        loop {
-            let Some(block) = block_of(word) else {
-                return Ok(None);
-            };
+        let link_of = |unit: u64| {
+            let block = unit << MIN_CLASS;
             if !block_in_heap(block, class, start, end) {
+                return None;
+            }
+            self.resolve::<BlockHeader>(block).ok().map(|h| &h.link)
+        };
+        let block = match freelist::pop(head, link_of) {
+            Ok(None) => return Ok(None),
+            Ok(Some(unit)) => unit << MIN_CLASS,
+            Err(unit) => {
                 return Err(Error::Corrupt {
-                    what: format!("free-list block {block:#x} outside the heap"),
+                    what: format!("free-list block {:#x} outside the heap", unit << MIN_CLASS),
                 });
             }
-            let free = self.resolve::<BlockHeader>(block)?;
-            // May be a stale value if another process popped and reused the
-            // block meanwhile; then the tag has moved and the CAS fails.
-            let next = free.link.load(Ordering::Relaxed) & 0xFFFF_FFFF;
-            let tag = (word >> 32).wrapping_add(1);
-            match head.compare_exchange_weak(
-                word,
-                (tag << 32) | next,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    if free.state.load(Ordering::Relaxed) != BLOCK_FREE
-                        || free.class.load(Ordering::Relaxed) != class
-                    {
-                        return Err(Error::Corrupt {
-                            what: format!("block {block:#x} on a free list is not marked free"),
-                        });
-                    }
-                    return Ok(Some(block));
-                }
-                Err(seen) => word = seen,
-            }
+        };
+        let free = self.resolve::<BlockHeader>(block)?;
+        if free.state.load(Ordering::Relaxed) != BLOCK_FREE
+            || free.class.load(Ordering::Relaxed) != class
+        {
+            return Err(Error::Corrupt {
+                what: format!("block {block:#x} on a free list is not marked free"),
+            });
         }
+        Ok(Some(block))
     }
 
     fn carve(&self, class: u32, start: u64, end: u64, requested: u64) -> Result<u64> {
@@ -276,19 +263,8 @@ impl Arena {
     }
 
     fn push(&self, free: &BlockHeader, block: u64, class: u32) {
-        debug_assert!(NUM_CLASSES > (class - MIN_CLASS) as usize);
         let head = &self.alloc_state().heads[(class - MIN_CLASS) as usize];
-        let unit = block >> MIN_CLASS;
-        let mut word = head.load(Ordering::Relaxed);
-        loop {
-            free.link.store(word & 0xFFFF_FFFF, Ordering::Relaxed);
-            // SYNC POINT: Release pairs with the Acquire load in `pop`.
-            let tagged = (word & !0xFFFF_FFFF) | unit;
-            match head.compare_exchange_weak(word, tagged, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(seen) => word = seen,
-            }
-        }
+        freelist::push(head, block >> MIN_CLASS, &free.link);
     }
 
     /// Gives the pages of a large free block (all but its first page, which
