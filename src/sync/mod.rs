@@ -100,6 +100,7 @@ impl WaitStrategy {
                 return None;
             }
             let start = Instant::now();
+            let mut rounds = 0u32;
             loop {
                 for _ in 0..16 {
                     if let Some(value) = ready() {
@@ -107,8 +108,16 @@ impl WaitStrategy {
                     }
                     crate::loom::spin_loop();
                 }
-                if start.elapsed() >= budget {
+                let spent = start.elapsed();
+                if spent >= budget {
                     return None;
+                }
+                // After the first couple of microseconds, yield between
+                // looks: on a busy machine the process we wait for may need
+                // this very CPU to make progress (sched_yield, not a futex call).
+                rounds += 1;
+                if rounds > 8 && spent >= Duration::from_micros(2) {
+                    crate::loom::yield_now();
                 }
             }
         }
