@@ -123,7 +123,7 @@ impl RawBarrier {
     /// Sleeps while `state` still holds `seen`; false if the deadline passed.
     fn sleep(&self, seen: u32, deadline: Option<Instant>, strategy: WaitStrategy) -> bool {
         let changed = || (self.state.load(Ordering::Acquire) != seen).then_some(());
-        if strategy.spin(changed).is_some() {
+        if strategy.spin(deadline, changed).is_some() {
             return true;
         }
         self.sleepers.fetch_add(1, Ordering::SeqCst);

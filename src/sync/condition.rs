@@ -79,7 +79,7 @@ impl RawCondition {
     /// Returns false if the deadline passed without a notify.
     pub fn sleep(&self, ticket: Ticket, deadline: Option<Instant>, strategy: WaitStrategy) -> bool {
         let moved = || (self.seq.load(Ordering::Acquire) != ticket.seq).then_some(());
-        let mut notified = strategy.spin(moved).is_some();
+        let mut notified = strategy.spin(deadline, moved).is_some();
         while !notified {
             if futex::wait(&self.seq, ticket.seq, deadline) == WaitResult::TimedOut {
                 notified = moved().is_some();

@@ -121,7 +121,9 @@ impl RawEvent {
     #[cold]
     fn wait_slow(&self, seen: u32, deadline: Option<Instant>, strategy: WaitStrategy) -> bool {
         let moved = |word: u32| word & FLAG != 0 || word >> 1 != seen >> 1;
-        let spun = strategy.spin(|| moved(self.word.load(Ordering::Acquire)).then_some(()));
+        let spun = strategy.spin(deadline, || {
+            moved(self.word.load(Ordering::Acquire)).then_some(())
+        });
         if spun.is_some() {
             return true;
         }

@@ -260,7 +260,7 @@ impl RawLock {
         deadline: Option<Instant>,
         strategy: WaitStrategy,
     ) -> Option<Result<(), OwnerDiedInfo>> {
-        let spun = strategy.spin(|| {
+        let spun = strategy.spin(deadline, || {
             let word = self.word.load(Ordering::Relaxed);
             (word == 0 && self.try_lock_as(me)).then_some(())
         });

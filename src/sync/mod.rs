@@ -80,9 +80,14 @@ impl WaitStrategy {
     /// hand-off, so spinning never costs more than twice the best case.
     pub const DEFAULT: WaitStrategy = WaitStrategy::SpinThenPark(Duration::from_micros(20));
 
-    /// Calls `ready` until it returns `Some` or the spin budget is spent.
+    /// Calls `ready` until it returns `Some`, the spin budget is spent or
+    /// `deadline` passes (a zero timeout does not spin).
     #[inline]
-    pub(crate) fn spin<T>(self, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    pub(crate) fn spin<T>(
+        self,
+        deadline: Option<std::time::Instant>,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
         let budget = match self {
             WaitStrategy::Park => return None,
             WaitStrategy::SpinThenPark(budget) => budget,
@@ -91,15 +96,19 @@ impl WaitStrategy {
         {
             // Time does not exist in a model: one look is as good as a spin,
             // and keeps the explored state space small.
-            let _ = budget;
+            let _ = (budget, deadline);
             ready()
         }
         #[cfg(not(loom))]
         {
+            let start = Instant::now();
+            let budget = match deadline {
+                Some(deadline) => budget.min(deadline.saturating_duration_since(start)),
+                None => budget,
+            };
             if budget.is_zero() {
                 return None;
             }
-            let start = Instant::now();
             let mut rounds = 0u32;
             loop {
                 for _ in 0..16 {

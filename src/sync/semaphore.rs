@@ -93,7 +93,10 @@ impl RawSemaphore {
 
     #[cold]
     fn acquire_slow(&self, deadline: Option<Instant>, strategy: WaitStrategy) -> bool {
-        if strategy.spin(|| self.try_acquire().then_some(())).is_some() {
+        if strategy
+            .spin(deadline, || self.try_acquire().then_some(()))
+            .is_some()
+        {
             return true;
         }
         // SYNC POINT: SeqCst pairs with the SeqCst load of `waiters` in `release`.
