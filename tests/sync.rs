@@ -32,8 +32,12 @@ fn main() {
             case!(barrier_abort_wakes_everyone, 30),
             case!(barrier_timeout_breaks_it, 30),
             case!(waits_time_out_in_time, 60),
+            case!(every_primitive_found_by_name, 60),
+            case!(event_set_then_clear_still_wakes_sleepers, 30),
+            case!(condition_notify_n_wakes_waiters, 30),
+            case!(barrier_reset_while_waiting_across_processes, 30),
         ],
-        &[helper!(hold_named_lock)],
+        &[helper!(hold_named_lock), helper!(use_named_primitives)],
     );
 }
 
@@ -667,4 +671,156 @@ fn waits_time_out_in_time() {
     check("Lock::acquire_timeout", t.elapsed());
     set_flag(&arena, flag, 2);
     assert_eq!(kids.wait(holder, Duration::from_secs(10)), Exit::Code(0));
+}
+
+fn every_primitive_found_by_name() {
+    let name = common::shm_name("all");
+    let arena = Arena::create(&name, 1 << 20).unwrap();
+    let event = Event::new_in(&arena).unwrap();
+    let sem = BoundedSemaphore::new_in(&arena, 1).unwrap();
+    let plain = Semaphore::new_in(&arena, 0).unwrap();
+    let cond = Condition::new_in(&arena).unwrap();
+    let barrier = Barrier::new_in(&arena, 2).unwrap();
+    let rlock = RLock::new_in(&arena).unwrap();
+    let flag: Offset<u32> = arena.alloc_value(0).unwrap();
+    arena.publish("event", &event).unwrap();
+    arena.publish("bounded", &sem).unwrap();
+    arena.publish("plain", &plain).unwrap();
+    arena.publish("cond", &cond).unwrap();
+    arena.publish("barrier", &barrier).unwrap();
+    arena.publish("rlock", &rlock).unwrap();
+    arena.publish("flag", &flag).unwrap();
+    // Types are checked: an Event is not a Barrier.
+    assert!(matches!(
+        arena.lookup::<Barrier>("event"),
+        Err(Error::TypeMismatch { .. })
+    ));
+    sem.acquire().forget();
+    let helper = common::spawn_helper("use_named_primitives", &[&name]);
+    assert!(barrier.wait_timeout(Duration::from_secs(20)).unwrap() < 2);
+    assert!(event.wait_timeout(Duration::from_secs(20)));
+    assert!(plain.acquire_timeout(Duration::from_secs(20)).is_some());
+    let guard = cond.acquire().unwrap();
+    let (guard, satisfied) = cond
+        .wait_while_timeout(guard, Duration::from_secs(20), || {
+            arena.read(flag).unwrap() == 0
+        })
+        .unwrap();
+    assert!(satisfied);
+    drop(guard);
+    assert!(common::wait_helper(helper, Duration::from_secs(20)));
+    assert_eq!(
+        sem.value(),
+        1,
+        "the helper released the bounded semaphore once"
+    );
+    assert!(!rlock.is_locked());
+}
+
+/// An unrelated process: finds each primitive by name and uses it.
+fn use_named_primitives(args: &[String]) {
+    let arena = Arena::open(&args[0]).unwrap();
+    let event: Event = arena.lookup("event").unwrap();
+    let sem: BoundedSemaphore = arena.lookup("bounded").unwrap();
+    let plain: Semaphore = arena.lookup("plain").unwrap();
+    let cond: Condition = arena.lookup("cond").unwrap();
+    let barrier: Barrier = arena.lookup("barrier").unwrap();
+    let rlock: RLock = arena.lookup("rlock").unwrap();
+    let flag: Offset<u32> = arena.lookup("flag").unwrap();
+    assert!(barrier.wait_timeout(Duration::from_secs(20)).unwrap() < 2);
+    event.set();
+    plain.release().unwrap();
+    sem.release().unwrap();
+    assert!(matches!(
+        sem.release(),
+        Err(Error::SemaphoreOverflow { bound: 1 })
+    ));
+    {
+        let _outer = rlock.acquire().unwrap();
+        let _inner = rlock.acquire().unwrap();
+        assert_eq!(rlock.depth(), 2);
+    }
+    let guard = cond.acquire().unwrap();
+    arena.write(flag, 1).unwrap();
+    cond.notify_all();
+    drop(guard);
+}
+
+fn event_set_then_clear_still_wakes_sleepers() {
+    let arena = Arena::anonymous(1 << 20).unwrap();
+    let event = Event::new_in(&arena)
+        .unwrap()
+        .with_wait_strategy(shmproc::WaitStrategy::Park);
+    let mut kids = Children::new();
+    for _ in 0..3 {
+        let event = event.clone();
+        kids.fork(move || assert!(event.wait_timeout(Duration::from_secs(20))));
+    }
+    // Let them fall asleep, then pulse: set and clear at once.
+    std::thread::sleep(Duration::from_millis(100));
+    event.set();
+    event.clear();
+    kids.join_all_ok(Duration::from_secs(25));
+    assert!(!event.is_set());
+}
+
+fn condition_notify_n_wakes_waiters() {
+    let arena = Arena::anonymous(1 << 20).unwrap();
+    let cond = Condition::new_in(&arena).unwrap();
+    let tickets: Offset<u32> = arena.alloc_value(0).unwrap();
+    let woken: Offset<u32> = arena.alloc_value(0).unwrap();
+    let mut kids = Children::new();
+    for _ in 0..4 {
+        let (cond, arena) = (cond.clone(), arena.clone());
+        kids.fork(move || {
+            let guard = cond.acquire().unwrap();
+            // Consume one ticket handed out by notify(n) below.
+            let guard = cond
+                .wait_while(guard, || arena.read(tickets).unwrap() == 0)
+                .unwrap();
+            arena
+                .write(tickets, arena.read(tickets).unwrap() - 1)
+                .unwrap();
+            arena.write(woken, arena.read(woken).unwrap() + 1).unwrap();
+            drop(guard);
+        });
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    for round in 1..=2u32 {
+        // Two tickets, notify(2): two of the waiters leave.
+        {
+            let _guard = cond.acquire().unwrap();
+            arena.write(tickets, 2).unwrap();
+            cond.notify(2);
+        }
+        while arena.read(woken).unwrap() < 2 * round {
+            assert!(Instant::now() < until, "notify(2) did not wake two waiters");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    kids.join_all_ok(Duration::from_secs(10));
+    assert_eq!(arena.read(woken).unwrap(), 4);
+}
+
+fn barrier_reset_while_waiting_across_processes() {
+    let arena = Arena::anonymous(1 << 20).unwrap();
+    let barrier = Barrier::new_in(&arena, 3).unwrap();
+    let mut kids = Children::new();
+    for _ in 0..2 {
+        let barrier = barrier.clone();
+        kids.fork(move || {
+            assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
+            // After the reset the barrier works again: meet the parent.
+            barrier.wait_timeout(Duration::from_secs(20)).unwrap();
+        });
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while barrier.n_waiting() < 2 {
+        assert!(Instant::now() < until, "the parties never arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    barrier.reset();
+    assert!(!barrier.is_broken());
+    barrier.wait_timeout(Duration::from_secs(20)).unwrap();
+    kids.join_all_ok(Duration::from_secs(20));
 }
