@@ -53,7 +53,9 @@ pub fn current() -> OwnerId {
         static ME: Cell<(u32, OwnerId)> = const { Cell::new(NONE) };
     }
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
-    let (cached_generation, id) = ME.with(Cell::get);
+    // `try_with`: during thread-local destruction the cache may be gone;
+    // then the identity is computed afresh (not cached).
+    let (cached_generation, id) = ME.try_with(Cell::get).unwrap_or(NONE);
     if cached_generation == generation && id.tid != 0 {
         return id;
     }
@@ -78,7 +80,7 @@ fn current_slow(cell: &'static std::thread::LocalKey<std::cell::Cell<(u32, Owner
         pid: crate::sys::getpid() as u32,
         start: thread_stat(tid).map_or(0, |stat| stat.start),
     };
-    cell.with(|c| c.set((generation, id)));
+    let _ = cell.try_with(|c| c.set((generation, id)));
     id
 }
 

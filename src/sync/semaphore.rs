@@ -170,6 +170,10 @@ mod handle {
     /// guard that gives it back when dropped (`guard.forget()` keeps it
     /// taken; `release()` gives a unit back explicitly, as Python allows).
     ///
+    /// A semaphore has no owner: units held by a process that dies are not
+    /// given back (as in Python). Use a [`Lock`](crate::Lock) where a dead
+    /// holder must be detected.
+    ///
     /// # Examples
     /// ```
     /// use shmproc::{Arena, Semaphore};
