@@ -445,8 +445,8 @@ mod handle {
     ///
     /// Uncontended `acquire` and release make no system call. If the holder
     /// dies (even by SIGKILL), the next acquirer gets the lock within about
-    /// [`CHECK_EVERY`](super::CHECK_EVERY) plus a `/proc` read, wrapped in
-    /// [`OwnerDied`].
+    /// 10 ms (a waiter checks the holder's `/proc/<tid>/stat` every 10 ms),
+    /// wrapped in [`OwnerDied`]; see [`Lock::acquire`].
     ///
     /// # Examples
     /// ```
