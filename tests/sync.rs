@@ -36,6 +36,7 @@ fn main() {
             case!(event_set_then_clear_still_wakes_sleepers, 30),
             case!(condition_notify_n_wakes_waiters, 30),
             case!(barrier_reset_while_waiting_across_processes, 30),
+            case!(condition_waiter_gets_owner_died_from_killed_notifier, 30),
         ],
         &[helper!(hold_named_lock), helper!(use_named_primitives)],
     );
@@ -823,4 +824,44 @@ fn barrier_reset_while_waiting_across_processes() {
     assert!(!barrier.is_broken());
     barrier.wait_timeout(Duration::from_secs(20)).unwrap();
     kids.join_all_ok(Duration::from_secs(20));
+}
+
+/// A waiter in `Condition::wait` re-acquires a lock whose holder was killed:
+/// it gets the guard with `OwnerDied`.
+fn condition_waiter_gets_owner_died_from_killed_notifier() {
+    let arena = Arena::anonymous(1 << 20).unwrap();
+    let cond = Condition::new_in(&arena).unwrap();
+    let flag: Offset<u32> = arena.alloc_value(0).unwrap();
+    let mut kids = Children::new();
+    let waiter = {
+        let (cond, arena) = (cond.clone(), arena.clone());
+        kids.fork(move || {
+            let guard = cond.acquire().unwrap();
+            set_flag(&arena, flag, 1);
+            let died = cond
+                .wait_while(guard, || arena.read(flag).unwrap() < 2)
+                .expect_err("the notifier died holding the lock");
+            assert!(died.pid() > 0);
+            drop(died.into_inner());
+        })
+    };
+    wait_flag(&arena, flag, 1);
+    let notifier = {
+        let (cond, arena) = (cond.clone(), arena.clone());
+        kids.fork(move || {
+            let _guard = cond.acquire().unwrap();
+            arena.write(flag, 2).unwrap();
+            cond.notify_all();
+            std::thread::sleep(Duration::from_secs(60));
+        })
+    };
+    wait_flag(&arena, flag, 2);
+    std::thread::sleep(Duration::from_millis(20));
+    kill(notifier);
+    assert_eq!(kids.wait(waiter, Duration::from_secs(10)), Exit::Code(0));
+    assert_eq!(
+        kids.wait(notifier, Duration::from_secs(10)),
+        Exit::Signal(libc::SIGKILL)
+    );
+    assert!(!cond.lock().is_locked());
 }

@@ -49,7 +49,9 @@ pub enum BarrierWait {
     Passed(u32),
     /// The barrier was aborted, reset, or broken by another party's time-out.
     Broken,
-    /// This party's deadline passed; the barrier is broken now.
+    /// This party's deadline passed. If it passed while the round was
+    /// filling, this party broke the barrier; if it passed while waiting to
+    /// enter (the previous round still draining), nothing changed.
     TimedOut,
 }
 
