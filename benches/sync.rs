@@ -74,14 +74,24 @@ fn word(page: *mut u8, offset: usize) -> &'static AtomicU32 {
 
 /// Forks a child running `child(iters)`, runs `parent(iters)`, reaps the
 /// child and returns the parent's time.
+///
+/// The clock starts only once the child runs (it raises a shared flag), so
+/// the fork and the child's first page faults are not counted.
 fn cross_process(iters: u64, child: impl FnOnce(u64), parent: impl FnOnce(u64)) -> Duration {
+    static READY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let ready = word(*READY.get_or_init(|| shared_page() as usize) as *mut u8, 0);
+    ready.store(0, Ordering::SeqCst);
     // SAFETY: the bench process runs no other threads, so the child may run anything.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
+        ready.store(1, Ordering::SeqCst);
         child(iters);
         // SAFETY: leave the child without running the parent's destructors.
         unsafe { libc::_exit(0) };
+    }
+    while ready.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
     }
     let start = Instant::now();
     parent(iters);
