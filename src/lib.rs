@@ -42,6 +42,8 @@ mod freelist;
 pub mod freelist;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+mod value;
 
 #[cfg(not(loom))]
 #[doc(hidden)]
@@ -50,3 +52,5 @@ pub mod fuzzing;
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use value::{AtomicInteger, AtomicValue, RawArray, RawValue};
