@@ -32,6 +32,13 @@ pub(crate) mod loom;
 pub mod futex;
 
 #[cfg(not(loom))]
+mod sync;
+/// Under loom the sync cores are exported for `tests/loom_sync.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod sync;
+
+#[cfg(not(loom))]
 mod arena;
 mod error;
 // The allocator's lock-free core; public (hidden) under loom for its model.
@@ -53,4 +60,8 @@ pub mod fuzzing;
 pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
-pub use value::{AtomicInteger, AtomicValue, RawArray, RawValue};
+pub use sync::{Lock, LockGuard, LockResult, OwnerDied, WaitStrategy};
+#[cfg(not(loom))]
+pub use value::{
+    Array, ArrayGuard, AtomicInteger, AtomicValue, RawArray, RawValue, Value, ValueGuard,
+};

@@ -24,12 +24,11 @@
 //! make this process read or write outside the block.
 
 mod atomic;
-// TEMP until sync lands
-// mod locked;
+mod locked;
 mod raw;
 
 pub use atomic::{AtomicInteger, AtomicValue};
-// pub use locked::{Array, ArrayGuard, Value, ValueGuard};
+pub use locked::{Array, ArrayGuard, Value, ValueGuard};
 pub use raw::{RawArray, RawValue};
 
 use crate::arena::{Arena, Offset, ShmState};

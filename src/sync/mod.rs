@@ -1,0 +1,135 @@
+//! Synchronisation primitives that work across processes: `Lock`, `RLock`,
+//! `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier`.
+//!
+//! Each primitive is two layers (the parking_lot / lock_api split):
+//!
+//! * a *core*: a `#[repr(C)]` struct of atomics that lives in shared memory
+//!   (`RawLock`, `RawRLock`, `RawSemaphore`, `RawEvent`, `RawCondition`,
+//!   `RawBarrier`) with the whole algorithm: a fast path of one atomic
+//!   operation, and a `#[cold]` slow path that spins briefly and then sleeps
+//!   on a futex word in that struct. Cores know nothing of arenas, so loom
+//!   can model-check them on the heap (`tests/loom_sync.rs`).
+//! * a *handle* (`Lock`, `Event`, ...): an arena, the offset of the core in
+//!   it and a pointer resolved once, plus the guard types and the errors.
+//!
+//! The state tables and the safety argument are in docs/ARCHITECTURE.md,
+//! section "Sync".
+
+// mod barrier;
+// mod condition;
+// mod event;
+mod lock;
+mod owner;
+// mod rlock;
+// mod semaphore;
+#[cfg(not(loom))]
+mod shared;
+
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
+
+// pub use barrier::RawBarrier;
+// pub use condition::RawCondition;
+// pub use event::RawEvent;
+#[allow(unused_imports)] // the crate-internal API other layers (Value) use
+pub use lock::{CHECK_EVERY, NotOwner, OwnerDiedInfo, RawLock};
+#[allow(unused_imports)]
+pub use owner::OwnerId;
+// pub use rlock::RawRLock;
+// pub use semaphore::RawSemaphore;
+
+// pub use barrier::Barrier;
+// pub use condition::Condition;
+// pub use event::Event;
+#[cfg(not(loom))]
+pub use lock::{Lock, LockGuard, LockResult, OwnerDied};
+// pub use rlock::{RLock, RLockGuard};
+// pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+
+/// How a waiting call waits: sleep at once, or spin a little first.
+///
+/// Sleeping (a futex wait) and being woken costs tens of microseconds per
+/// hand-off on a small VM; when the other process answers quickly, spinning
+/// on the shared word for a few microseconds turns a hand-off into a cache
+/// line transfer. Spinning burns the CPU for as long as it lasts, so it is
+/// bounded; every wait sleeps once its spin budget is spent.
+///
+/// Set per handle (`lock.set_wait_strategy(..)`); the default is
+/// [`WaitStrategy::DEFAULT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Sleep on the futex as soon as the condition is not met.
+    Park,
+    /// Re-check the condition for up to this long, then sleep.
+    SpinThenPark(Duration),
+}
+
+impl WaitStrategy {
+    /// Spin for up to 20 µs, then sleep: about the cost of one sleeping
+    /// hand-off, so spinning never costs more than twice the best case.
+    pub const DEFAULT: WaitStrategy = WaitStrategy::SpinThenPark(Duration::from_micros(20));
+
+    /// Calls `ready` until it returns `Some` or the spin budget is spent.
+    #[inline]
+    pub(crate) fn spin<T>(self, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+        let budget = match self {
+            WaitStrategy::Park => return None,
+            WaitStrategy::SpinThenPark(budget) => budget,
+        };
+        #[cfg(loom)]
+        {
+            // Time does not exist in a model: one look is as good as a spin,
+            // and keeps the explored state space small.
+            let _ = budget;
+            ready()
+        }
+        #[cfg(not(loom))]
+        {
+            if budget.is_zero() {
+                return None;
+            }
+            let start = Instant::now();
+            loop {
+                for _ in 0..16 {
+                    if let Some(value) = ready() {
+                        return Some(value);
+                    }
+                    crate::loom::spin_loop();
+                }
+                if start.elapsed() >= budget {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        WaitStrategy::DEFAULT
+    }
+}
+
+/// The deadline `timeout` from now; `None` (wait forever) if it overflows.
+#[cfg(not(loom))]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The earlier of two optional deadlines (`None` = never).
+pub(crate) fn earlier(
+    a: Option<std::time::Instant>,
+    b: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// True once `deadline` has passed (never for `None`).
+pub(crate) fn expired(deadline: Option<std::time::Instant>) -> bool {
+    deadline.is_some_and(|d| std::time::Instant::now() >= d)
+}
