@@ -424,8 +424,8 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for ValueGuard<'_, T> {
 ///     items[1..4].copy_from_slice(&[7, 7, 7]);
 ///     items.sort();
 /// }
-/// assert_eq!(a.to_vec(), [2, 4, 5, 5, 6, 7, 7, 7, 8, 9]);
-/// assert_eq!(a.get_range(..3)?, [2, 4, 5]);
+/// assert_eq!(a.to_vec(), [4, 5, 5, 6, 7, 7, 7, 7, 8, 9]);
+/// assert_eq!(a.get_range(..3)?, [4, 5, 5]);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct Array<T: Pod> {
