@@ -39,6 +39,7 @@ fn start_together(gate: &AtomicValue<u32>, parties: u32) {
 }
 
 /// The seed: Python's `Value('d', 0.0)` and `Array('i', range(10))`, changed by a child.
+#[allow(clippy::approx_constant)] // the seed's own literal, not an approximation of pi
 fn seed_example_child_sets_value_and_array() {
     let num = Value::new(0.0f64).unwrap();
     let arr = Array::from_iter(0..10i32).unwrap();
