@@ -6,12 +6,14 @@
 //! it shows, so the tour fails loudly if a primitive misbehaves.
 
 mod arena;
+mod value;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Result {
     println!("shmproc tour (pid {})\n", std::process::id());
     arena::run()?;
+    value::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())
 }
