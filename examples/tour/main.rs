@@ -6,6 +6,7 @@
 //! it shows, so the tour fails loudly if a primitive misbehaves.
 
 mod arena;
+mod compare;
 mod value;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -14,6 +15,7 @@ fn main() -> Result {
     println!("shmproc tour (pid {})\n", std::process::id());
     arena::run()?;
     value::run()?;
+    compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())
 }
