@@ -60,7 +60,10 @@ pub mod fuzzing;
 pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
-pub use sync::{Lock, LockGuard, LockResult, OwnerDied, WaitStrategy};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, LockResult, OwnerDied, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard, WaitStrategy,
+};
 #[cfg(not(loom))]
 pub use value::{
     Array, ArrayGuard, AtomicInteger, AtomicValue, RawArray, RawValue, Value, ValueGuard,

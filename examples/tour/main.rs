@@ -7,6 +7,7 @@
 
 mod arena;
 mod compare;
+mod sync;
 mod value;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -14,6 +15,7 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 fn main() -> Result {
     println!("shmproc tour (pid {})\n", std::process::id());
     arena::run()?;
+    sync::run()?;
     value::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");

@@ -242,7 +242,13 @@ impl RawLock {
 
     /// True if the calling thread holds the lock.
     pub fn is_held_by_current_thread(&self) -> bool {
-        self.word.load(Ordering::Relaxed) & TID_MASK == owner::current().tid
+        self.holder_tid() == owner::current().tid
+    }
+
+    /// The tid of the holder, 0 if free (a snapshot).
+    #[inline]
+    pub fn holder_tid(&self) -> u32 {
+        self.word.load(Ordering::Relaxed) & TID_MASK
     }
 
     /// The slow path: spin, then sleep with `WAITERS` set, checking the
@@ -339,6 +345,8 @@ impl RawLock {
     }
 }
 
+#[cfg(not(loom))]
+pub(crate) use handle::wrap;
 #[cfg(not(loom))]
 pub use handle::{Lock, LockGuard, LockResult, OwnerDied};
 
@@ -517,6 +525,20 @@ mod handle {
             Some(wrap(self.guard(), result))
         }
 
+        /// Releases the lock held without a guard (after
+        /// [`LockGuard::forget`]), as Python's `release()`.
+        ///
+        /// # Errors
+        /// [`Error::NotOwner`] if this thread does not hold the lock (as
+        /// Python, releasing a lock you do not hold is an error).
+        pub fn release(&self) -> Result<()> {
+            self.raw().unlock().map_err(|_| {
+                Error::NotOwner(
+                    "Lock::release called by a thread that does not hold the lock: release it from the thread that acquired it",
+                )
+            })
+        }
+
         /// True if some thread (of any process) holds the lock now.
         pub fn is_locked(&self) -> bool {
             self.raw().is_locked()
@@ -606,6 +628,12 @@ mod handle {
         /// Releases the lock now (as dropping the guard does; Python's `release()`).
         pub fn release(self) {
             drop(self);
+        }
+
+        /// Keeps the lock held without a guard; release it later from this
+        /// thread with [`Lock::release`].
+        pub fn forget(self) {
+            std::mem::forget(self);
         }
     }
 

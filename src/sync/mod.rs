@@ -15,13 +15,13 @@
 //! The state tables and the safety argument are in docs/ARCHITECTURE.md,
 //! section "Sync".
 
-// mod barrier;
-// mod condition;
-// mod event;
+mod barrier;
+mod condition;
+mod event;
 mod lock;
 mod owner;
-// mod rlock;
-// mod semaphore;
+mod rlock;
+mod semaphore;
 #[cfg(not(loom))]
 mod shared;
 
@@ -29,23 +29,33 @@ use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-// pub use barrier::RawBarrier;
-// pub use condition::RawCondition;
-// pub use event::RawEvent;
+#[allow(unused_imports)]
+pub use barrier::{BarrierWait, MAX_PARTIES, RawBarrier};
+#[allow(unused_imports)]
+pub use condition::{RawCondition, Ticket};
+#[allow(unused_imports)]
+pub use event::RawEvent;
 #[allow(unused_imports)] // the crate-internal API other layers (Value) use
 pub use lock::{CHECK_EVERY, NotOwner, OwnerDiedInfo, RawLock};
 #[allow(unused_imports)]
 pub use owner::OwnerId;
-// pub use rlock::RawRLock;
-// pub use semaphore::RawSemaphore;
+#[allow(unused_imports)]
+pub use rlock::RawRLock;
+#[allow(unused_imports)]
+pub use semaphore::{Overflow, RawSemaphore};
 
-// pub use barrier::Barrier;
-// pub use condition::Condition;
-// pub use event::Event;
+#[cfg(not(loom))]
+pub use barrier::Barrier;
+#[cfg(not(loom))]
+pub use condition::Condition;
+#[cfg(not(loom))]
+pub use event::Event;
 #[cfg(not(loom))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied};
-// pub use rlock::{RLock, RLockGuard};
-// pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+#[cfg(not(loom))]
+pub use rlock::{RLock, RLockGuard};
+#[cfg(not(loom))]
+pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 /// How a waiting call waits: sleep at once, or spin a little first.
 ///
@@ -90,6 +100,7 @@ impl WaitStrategy {
                 return None;
             }
             let start = Instant::now();
+            let mut rounds = 0u32;
             loop {
                 for _ in 0..16 {
                     if let Some(value) = ready() {
@@ -97,8 +108,16 @@ impl WaitStrategy {
                     }
                     crate::loom::spin_loop();
                 }
-                if start.elapsed() >= budget {
+                let spent = start.elapsed();
+                if spent >= budget {
                     return None;
+                }
+                // After the first couple of microseconds, yield between
+                // looks: on a busy machine the process we wait for may need
+                // this very CPU to make progress (sched_yield, not a futex call).
+                rounds += 1;
+                if rounds > 8 && spent >= Duration::from_micros(2) {
+                    crate::loom::yield_now();
                 }
             }
         }
@@ -109,6 +128,29 @@ impl Default for WaitStrategy {
     fn default() -> Self {
         WaitStrategy::DEFAULT
     }
+}
+
+/// The waker's half of a store-then-load handshake with a sleeper.
+///
+/// Wakers (`Event::set`, `Semaphore::release`) change the futex word with a
+/// SeqCst read-modify-write and then load the waiter count with SeqCst;
+/// sleepers raise the count, issue a SeqCst fence and load the word. In the
+/// C11 model the SeqCst accesses and the fence fall in one total order, so
+/// either the waker sees the sleeper or the sleeper sees the new word (and
+/// the kernel re-checks the word before sleeping). Loom models SeqCst
+/// *accesses* only as AcqRel (it supports SeqCst *fences*), so under loom
+/// the waker issues the fence too; in real builds it costs nothing here
+/// (on x86 the locked RMW already is a full barrier).
+#[inline(always)]
+pub(crate) fn waker_fence() {
+    #[cfg(loom)]
+    crate::loom::atomic::fence(crate::loom::atomic::Ordering::SeqCst);
+}
+
+/// The sleeper's half of the handshake described at [`waker_fence`].
+#[inline(always)]
+pub(crate) fn sleeper_fence() {
+    crate::loom::atomic::fence(crate::loom::atomic::Ordering::SeqCst);
 }
 
 /// The deadline `timeout` from now; `None` (wait forever) if it overflows.
