@@ -48,6 +48,8 @@ mod freelist;
 #[doc(hidden)]
 pub mod freelist;
 #[cfg(not(loom))]
+mod process;
+#[cfg(not(loom))]
 mod sys;
 #[cfg(not(loom))]
 mod value;
@@ -59,6 +61,10 @@ pub mod fuzzing;
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use process::{
+    Process, ProcessInfo, Run, active_children, cpu_count, current_process, exit, parent_process,
+};
 #[cfg(not(loom))]
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, LockResult, OwnerDied, RLock,
