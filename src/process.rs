@@ -398,16 +398,7 @@ struct GlobalGuard(MutexGuard<'static, Option<Global>>);
 impl GlobalGuard {
     fn get(&mut self) -> &mut Global {
         let pid = getpid();
-        let state = self.0.get_or_insert_with(|| Global {
-            pid,
-            name: "MainProcess".to_owned(),
-            identity: Vec::new(),
-            daemon: false,
-            forked_by_us: false,
-            parent: None,
-            counter: 0,
-            children: Vec::new(),
-        });
+        let state = self.describing(pid);
         if state.pid != pid {
             // A raw fork of a process that used shmproc: the parent's children
             // are not ours, and the parent is whoever forked us.
@@ -419,6 +410,21 @@ impl GlobalGuard {
             state.children.clear();
         }
         state
+    }
+
+    /// The state, created for `pid` if there is none yet; not checked
+    /// against the current pid (the forked child rewrites it itself).
+    fn describing(&mut self, pid: i32) -> &mut Global {
+        self.0.get_or_insert_with(|| Global {
+            pid,
+            name: "MainProcess".to_owned(),
+            identity: Vec::new(),
+            daemon: false,
+            forked_by_us: false,
+            parent: None,
+            counter: 0,
+            children: Vec::new(),
+        })
     }
 }
 
@@ -590,7 +596,7 @@ fn child_main<F: FnOnce()>(
     }
     // We are a new process: our own name and identity, no children yet.
     // The guard is our copy of the lock the parent held across fork.
-    let state = guard.get();
+    let state = guard.describing(parent_pid);
     let parent = (std::mem::take(&mut state.name), parent_pid);
     state.pid = getpid();
     state.name = options.name.to_owned();
@@ -869,7 +875,7 @@ impl Process {
 
     /// A [`ProcessInfo`] for the started child (as [`active_children`] lists it).
     pub fn info(&self) -> Option<ProcessInfo> {
-        self.child.as_ref().map(|child| ProcessInfo::child(child))
+        self.child.as_ref().map(ProcessInfo::child)
     }
 }
 
