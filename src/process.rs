@@ -53,12 +53,11 @@
 //! # Ok::<(), shmproc::Error>(())
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -68,6 +67,7 @@ use rustix::process::{
 };
 
 use crate::error::{Error, Result};
+use crate::loom::atomic::{AtomicI32, Ordering};
 use crate::sys::getpid;
 
 // ---------------------------------------------------------------------------
@@ -183,32 +183,40 @@ fn not_our_child(pid: i32, owner: i32) -> Error {
 // Child: a forked process seen from its parent (shared with the pool)
 // ---------------------------------------------------------------------------
 
-enum ChildState {
-    /// Not reaped yet. The pidfd is `None` only if `pidfd_open` failed
-    /// (a kernel older than 5.3, a seccomp filter, or no fds left).
-    Running { pidfd: Option<Arc<OwnedFd>> },
-    /// Reaped; the pidfd is closed.
-    Exited(ExitStatus),
-}
-
 /// A forked child, seen from the process that forked it.
 ///
 /// Shared (`Arc`) between the [`Process`] handle, the registry behind
 /// [`active_children`] and, later, the pool. All methods may be called from
-/// any thread; the state is behind a mutex, and a blocking wait holds no lock.
+/// any thread; the exit status is behind a mutex, and a blocking wait holds
+/// no lock (it polls the pidfd, which lives as long as the `Child`).
+///
+/// In the forked child itself, the same (copied) `Child` describes the
+/// process it is (`current_process()`); there `pid` is 0 and `pidfd` `None`,
+/// as they were before the fork.
 pub(crate) struct Child {
-    pid: i32,
+    /// Set by the parent right after the fork (0 before, and in the child's
+    /// own copy). Release-stored before the lock on the registry is dropped;
+    /// Acquire-loaded by readers (SYNC POINT: `fork_child`'s store).
+    pid: AtomicI32,
     /// The pid of the process that forked it: only that one may reap it.
     owner: i32,
     name: String,
+    /// Python's `_identity`: (1,) for Process-1, (1, 2) for the second child
+    /// of Process-1.
+    identity: Vec<u32>,
     daemon: bool,
-    state: Mutex<ChildState>,
+    /// Set by the parent right after the fork. Empty only if `pidfd_open`
+    /// failed (a kernel older than 5.3, a seccomp filter, or no fds left);
+    /// then waits fall back to the pid.
+    pidfd: OnceLock<OwnedFd>,
+    /// `Some` once reaped.
+    status: Mutex<Option<ExitStatus>>,
 }
 
 impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child")
-            .field("pid", &self.pid)
+            .field("pid", &self.pid())
             .field("name", &self.name)
             .field("daemon", &self.daemon)
             .finish_non_exhaustive()
@@ -217,53 +225,46 @@ impl fmt::Debug for Child {
 
 impl Child {
     /// The child's pid.
-    #[allow(dead_code)] // for the pool
     pub(crate) fn pid(&self) -> i32 {
-        self.pid
+        self.pid.load(Ordering::Acquire)
     }
 
-    fn lock(&self) -> MutexGuard<'_, ChildState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Option<ExitStatus>> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn check_owner(&self) -> Result<()> {
         if self.owner == getpid() {
             Ok(())
         } else {
-            Err(not_our_child(self.pid, self.owner))
+            Err(not_our_child(self.pid(), self.owner))
         }
     }
 
     /// The status if it was already collected, without a system call.
     pub(crate) fn status(&self) -> Option<ExitStatus> {
-        match &*self.lock() {
-            ChildState::Exited(status) => Some(*status),
-            ChildState::Running { .. } => None,
-        }
+        *self.lock()
     }
 
-    /// The pidfd (readable once the child has ended), while it is not reaped.
-    #[allow(dead_code)] // for the pool, which polls many workers at once
-    pub(crate) fn pidfd(&self) -> Option<Arc<OwnedFd>> {
-        match &*self.lock() {
-            ChildState::Running { pidfd } => pidfd.clone(),
-            ChildState::Exited(_) => None,
-        }
+    /// The pidfd: readable once the child has ended (the pool polls many
+    /// workers' pidfds at once).
+    #[allow(dead_code)] // for the pool
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.get().map(AsFd::as_fd)
     }
 
     /// Collects the exit status if the child has ended (`waitid(WNOHANG)`).
     pub(crate) fn try_wait(&self) -> Result<Option<ExitStatus>> {
-        let mut state = self.lock();
-        let pidfd = match &*state {
-            ChildState::Exited(status) => return Ok(Some(*status)),
-            ChildState::Running { pidfd } => pidfd.clone(),
-        };
+        let mut slot = self.lock();
+        if let Some(status) = *slot {
+            return Ok(Some(status));
+        }
         self.check_owner()?;
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
         let status = loop {
-            let result = match &pidfd {
+            let result = match self.pidfd.get() {
                 Some(fd) => rustix::process::waitid(WaitId::PidFd(fd.as_fd()), options),
-                None => match Pid::from_raw(self.pid) {
+                None => match Pid::from_raw(self.pid()) {
                     Some(pid) => rustix::process::waitid(WaitId::Pid(pid), options),
                     None => Err(Errno::CHILD),
                 },
@@ -276,8 +277,7 @@ impl Child {
                 Err(errno) => return Err(Error::os("waitid", errno)),
             }
         };
-        // Dropping the Arc here closes the pidfd once no waiter holds a clone.
-        *state = ChildState::Exited(status);
+        *slot = Some(status);
         Ok(Some(status))
     }
 
@@ -287,9 +287,17 @@ impl Child {
     /// reaps with `waitid(WNOHANG)` under the lock.
     pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         let mut backoff = Duration::from_micros(50);
+        if let Some(status) = self.status() {
+            return Ok(Some(status));
+        }
+        self.check_owner()?;
         loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(Some(status));
+            // With a pidfd, poll first: a child joined right after start is
+            // still running, so a waitid(WNOHANG) now would be wasted.
+            if self.pidfd.get().is_none() {
+                if let Some(status) = self.try_wait()? {
+                    return Ok(Some(status));
+                }
             }
             let remaining = match deadline {
                 None => None,
@@ -301,7 +309,7 @@ impl Child {
                     Some(left)
                 }
             };
-            let Some(pidfd) = self.pidfd() else {
+            let Some(pidfd) = self.pidfd.get() else {
                 // No pidfd (pidfd_open failed at start): the fallback for
                 // kernels before 5.3. Without a deadline, block in waitid;
                 // with one, sleep with a growing step.
@@ -315,10 +323,13 @@ impl Child {
                 continue;
             };
             let timeout = remaining.and_then(|left| Timespec::try_from(left).ok());
-            let mut fds = [PollFd::new(&*pidfd, PollFlags::IN)];
+            let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(errno) => return Err(Error::os("poll", errno)),
+            }
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
             }
         }
     }
@@ -326,12 +337,12 @@ impl Child {
     /// Fallback without a pidfd: `waitid(P_PID, WEXITED)`, blocking, under
     /// the lock (no other thread can reap in between).
     fn wait_blocking_by_pid(&self) -> Result<()> {
-        let mut state = self.lock();
-        if matches!(*state, ChildState::Exited(_)) {
+        let mut slot = self.lock();
+        if slot.is_some() {
             return Ok(());
         }
-        let Some(pid) = Pid::from_raw(self.pid) else {
-            *state = ChildState::Exited(ExitStatus::Unknown);
+        let Some(pid) = Pid::from_raw(self.pid()) else {
+            *slot = Some(ExitStatus::Unknown);
             return Ok(());
         };
         let status = loop {
@@ -342,22 +353,23 @@ impl Child {
                 Err(errno) => return Err(Error::os("waitid", errno)),
             }
         };
-        *state = ChildState::Exited(status);
+        *slot = Some(status);
         Ok(())
     }
 
     /// Sends `signal` unless the child was already reaped (then does nothing).
     pub(crate) fn send_signal(&self, signal: Signal) -> Result<()> {
-        let state = self.lock();
-        let ChildState::Running { pidfd } = &*state else {
+        // Holding the lock keeps a concurrent reap (and so pid reuse) out.
+        let slot = self.lock();
+        if slot.is_some() {
             return Ok(());
-        };
+        }
         self.check_owner()?;
-        let result = match pidfd {
+        let result = match self.pidfd.get() {
             Some(fd) => pidfd_send_signal(fd.as_fd(), signal),
             // Without a pidfd the pid is still ours: it cannot be reused
             // before we reap it, and we hold the lock that reaping takes.
-            None => match Pid::from_raw(self.pid) {
+            None => match Pid::from_raw(self.pid()) {
                 Some(pid) => rustix::process::kill_process(pid, signal),
                 None => Ok(()),
             },
@@ -375,20 +387,68 @@ impl Child {
 // ---------------------------------------------------------------------------
 
 struct Global {
-    /// The process this state describes. A process made by a raw `fork`
-    /// (not ours) inherits a copy; it notices the pid differs and resets.
+    /// The process this state describes. A forked child inherits a copy and
+    /// notices the pid differs at its first call (see [`GlobalGuard::get`]).
     pid: i32,
-    name: String,
-    /// Python's `_identity`: () for the main process, (1,) for Process-1,
-    /// (1, 2) for the second child of Process-1.
-    identity: Vec<u32>,
-    daemon: bool,
-    /// Set in children forked by shmproc: [`exit`] then uses `_exit`.
+    /// What this process is; `None` for the main process.
+    me: Option<Arc<Child>>,
+    /// The parent's `me` and pid, in children forked by shmproc.
+    parent: Option<(Option<Arc<Child>>, i32)>,
+    /// Set in children forked by shmproc: [`exit`] then `_exit`s.
     forked_by_us: bool,
-    parent: Option<(String, i32)>,
     /// The last process number handed out (Process-N).
     counter: u32,
     children: Vec<Arc<Child>>,
+    /// `/proc/self/stat` of `pid`, kept open to count threads with one pread.
+    stat_file: Option<OwnedFd>,
+    /// The child `fork_child` is forking (written before the fork). In the
+    /// child's copy its pid is still 0: that is how the child recognises
+    /// itself, lazily, without writing a page right after the fork. The
+    /// parent stores the pid after the fork and drops this at its next call.
+    forking: Option<Arc<Child>>,
+}
+
+impl Global {
+    fn name(&self) -> &str {
+        self.me.as_ref().map_or("MainProcess", |me| &me.name)
+    }
+
+    fn identity(&self) -> &[u32] {
+        self.me.as_ref().map_or(&[], |me| &me.identity)
+    }
+
+    fn daemon(&self) -> bool {
+        self.me.as_ref().is_some_and(|me| me.daemon)
+    }
+
+    /// The number of threads this process runs (`num_threads` in
+    /// `/proc/self/stat`), or `None` if /proc cannot tell.
+    fn thread_count(&mut self) -> Option<usize> {
+        use rustix::fs::{Mode, OFlags};
+        if self.stat_file.is_none() {
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            self.stat_file = rustix::fs::open("/proc/self/stat", flags, Mode::empty()).ok();
+        }
+        let file = self.stat_file.as_ref()?;
+        let mut buf = [0u8; 4096];
+        let mut len = 0;
+        while len < buf.len() {
+            // A read at offset 0 regenerates the file's text.
+            match rustix::io::pread(file, &mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(Errno::INTR) => continue,
+                Err(_) => return None,
+            }
+        }
+        let text = &buf[..len];
+        // The command name (field 2) is in parentheses and may hold anything;
+        // the fields after its last ')' start at field 3 (state).
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+        // num_threads is field 20: the 18th after the parenthesis.
+        rest.split_ascii_whitespace().nth(17)?.parse().ok()
+    }
 }
 
 static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
@@ -398,44 +458,44 @@ struct GlobalGuard(MutexGuard<'static, Option<Global>>);
 impl GlobalGuard {
     fn get(&mut self) -> &mut Global {
         let pid = getpid();
-        let state = self.describing(pid);
-        if state.pid != pid {
-            // A raw fork of a process that used shmproc: the parent's children
-            // are not ours, and the parent is whoever forked us.
-            let parent = (std::mem::take(&mut state.name), state.pid);
-            state.pid = pid;
-            state.name = format!("{}-fork", parent.0);
-            state.parent = Some(parent);
-            state.counter = 0;
-            state.children.clear();
-        }
-        state
-    }
-
-    /// The state, created for `pid` if there is none yet; not checked
-    /// against the current pid (the forked child rewrites it itself).
-    fn describing(&mut self, pid: i32) -> &mut Global {
-        self.0.get_or_insert_with(|| Global {
+        let state = self.0.get_or_insert_with(|| Global {
             pid,
-            name: "MainProcess".to_owned(),
-            identity: Vec::new(),
-            daemon: false,
-            forked_by_us: false,
+            me: None,
             parent: None,
+            forked_by_us: false,
             counter: 0,
             children: Vec::new(),
-        })
+            stat_file: None,
+            forking: None,
+        });
+        if state.pid != pid {
+            // A forked copy: the parent's children, counter and
+            // /proc/self/stat are not ours. Forget the children rather than
+            // drop them (their pidfds stay open, unused).
+            let parent_pid = std::mem::replace(&mut state.pid, pid);
+            state.counter = 0;
+            std::mem::forget(std::mem::take(&mut state.children));
+            state.stat_file = None;
+            match state.forking.take() {
+                // Forked by fork_child: we are that child.
+                Some(me) if me.pid() == 0 && me.owner == parent_pid => {
+                    let parent_me = state.me.replace(me);
+                    state.parent = Some((parent_me, parent_pid));
+                    state.forked_by_us = true;
+                }
+                // A raw fork (not ours): keep the names, as Python does after
+                // `os.fork`.
+                _ => {}
+            }
+        } else if state.forking.as_ref().is_some_and(|child| child.pid() != 0) {
+            state.forking = None;
+        }
+        state
     }
 }
 
 fn global() -> GlobalGuard {
     GlobalGuard(GLOBAL.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-thread_local! {
-    /// True on the thread that runs a child's body under our `catch_unwind`:
-    /// [`exit`] unwinds to it instead of ending the process on the spot.
-    static IN_CHILD_BODY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The payload [`exit`] unwinds with.
@@ -446,15 +506,20 @@ pub(crate) fn next_identity() -> Vec<u32> {
     let mut guard = global();
     let state = guard.get();
     state.counter = state.counter.wrapping_add(1);
-    let mut identity = state.identity.clone();
+    let mut identity = state.identity().to_vec();
     identity.push(state.counter);
     identity
 }
 
 /// `Process-1:2` for identity (1, 2), as Python names them.
 pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
-    let parts: Vec<String> = identity.iter().map(u32::to_string).collect();
-    format!("{prefix}-{}", parts.join(":"))
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(prefix.len() + 4 * identity.len());
+    name.push_str(prefix);
+    for (i, number) in identity.iter().enumerate() {
+        let _ = write!(name, "{}{number}", if i == 0 { '-' } else { ':' });
+    }
+    name
 }
 
 // ---------------------------------------------------------------------------
@@ -462,11 +527,12 @@ pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
 // ---------------------------------------------------------------------------
 
 /// How to fork a child (crate-internal; [`Process`] and the pool use it).
-pub(crate) struct ForkOptions<'a> {
+#[derive(Debug)]
+pub(crate) struct ForkOptions {
     /// The child's name (its `current_process().name()`).
-    pub(crate) name: &'a str,
+    pub(crate) name: String,
     /// The child's identity (see [`next_identity`]).
-    pub(crate) identity: &'a [u32],
+    pub(crate) identity: Vec<u32>,
     /// Kill the child when this process dies.
     pub(crate) daemon: bool,
     /// Fork even if this process runs other threads (the caller vouched).
@@ -475,110 +541,149 @@ pub(crate) struct ForkOptions<'a> {
     pub(crate) register: bool,
 }
 
-/// The number of threads this process runs (`num_threads` in
-/// `/proc/self/stat`), or `None` if /proc cannot tell.
-fn thread_count() -> Option<usize> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        "/proc/self/stat",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&fd, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::INTR) => continue,
-            Err(_) => return None,
-        }
+/// True if glibc says this process has never started a thread
+/// (`__libc_single_threaded`, glibc 2.32+, looked up with `dlsym` so other
+/// C libraries simply lack it): then counting threads in /proc is skipped.
+/// False means "maybe threaded": count them.
+fn never_threaded() -> bool {
+    static FLAG: OnceLock<usize> = OnceLock::new();
+    let address = *FLAG.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only
+        // looks the symbol up; a null result means it does not exist.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) as usize }
+    });
+    if address == 0 {
+        return false;
     }
-    let text = &buf[..len];
-    // The command name (field 2) is in parentheses and may hold anything;
-    // the fields after its last ')' start at field 3 (state).
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
-    // num_threads is field 20: the 18th after the parenthesis.
-    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+    // SAFETY: `address` is glibc's `char __libc_single_threaded`, a global
+    // that lives as long as the process; glibc writes it only when starting
+    // the first thread, so a volatile byte read is enough.
+    unsafe { std::ptr::read_volatile(address as *const u8) != 0 }
 }
 
-/// Flushes Rust's stdout/stderr and every C stdio stream.
+/// The C library's stdout, to flush what C code buffered in it.
+mod c_stdio {
+    unsafe extern "C" {
+        /// `FILE *stdout` (glibc and musl both export the symbol).
+        pub(super) static stdout: *mut libc::FILE;
+        /// Bytes buffered in `stream` (`<stdio_ext.h>`; glibc and musl).
+        pub(super) fn __fpending(stream: *mut libc::FILE) -> libc::size_t;
+    }
+}
+
+/// Flushes Rust's stdout (its stderr is unbuffered) and C's stdout if it
+/// holds anything (C's stderr is unbuffered too).
 fn flush_stdio() {
     let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
-    // SAFETY: fflush(NULL) flushes every open C stdio stream; it takes no
-    // pointer from us.
-    unsafe { libc::fflush(std::ptr::null_mut()) };
+    // SAFETY: reads the C library's `stdout` pointer, set before main runs.
+    let stream = unsafe { c_stdio::stdout };
+    if stream.is_null() {
+        return;
+    }
+    // SAFETY: `stream` is the C library's valid stdout FILE; __fpending only
+    // reads its buffer pointers (and writes nothing when nothing is pending,
+    // which keeps copy-on-write pages shared).
+    if unsafe { c_stdio::__fpending(stream) } > 0 {
+        // SAFETY: fflush of the valid stdout FILE.
+        unsafe { libc::fflush(stream) };
+    }
 }
 
-/// Forks a child that runs `body.take()` and `_exit`s.
+/// Forks a child that runs `body` and `_exit`s.
 ///
 /// On success the parent's `body` is dropped (its captures live on only in
-/// the child, as after Python's `start`); on an error before or at the fork,
-/// `body` is left in place so the caller can try again.
+/// the child, as after Python's `start`) and `options`' name and identity
+/// have moved into the returned [`Child`]; on an error `body` and `options`
+/// are left as they were, so the caller can try again.
+///
+/// Every page either side writes between the fork and the child's `_exit`
+/// costs a copy-on-write fault, so the parent prepares everything before the
+/// fork (the `Child`, its registry entry), the child writes nothing of
+/// shmproc's until it asks who it is, and after the fork the parent only
+/// stores the pid and pidfd.
 pub(crate) fn fork_child<F: FnOnce()>(
-    options: &ForkOptions<'_>,
+    options: &mut ForkOptions,
     body: &mut Option<F>,
 ) -> Result<Arc<Child>> {
     if body.is_none() {
         return Err(Error::AlreadyStarted);
     }
-    if !options.allow_threads {
-        if let Some(threads) = thread_count().filter(|&n| n > 1) {
-            return Err(Error::ThreadedFork { threads });
-        }
-    }
     flush_stdio();
     let parent_pid = getpid();
     let mut guard = global();
     let state = guard.get();
+    if !options.allow_threads && !never_threaded() {
+        if let Some(threads) = state.thread_count().filter(|&n| n > 1) {
+            return Err(Error::ThreadedFork { threads });
+        }
+    }
     // Collect finished children (Python's `_cleanup()` in `start`), so
     // dropped daemon handles leave no zombie behind.
     state
         .children
         .retain(|child| matches!(child.try_wait(), Ok(None)));
+    let mut child = Arc::new(Child {
+        pid: AtomicI32::new(0),
+        owner: parent_pid,
+        name: std::mem::take(&mut options.name),
+        identity: std::mem::take(&mut options.identity),
+        daemon: options.daemon,
+        pidfd: OnceLock::new(),
+        status: Mutex::new(None),
+    });
+    if options.register {
+        state.children.push(Arc::clone(&child));
+    }
+    state.forking = Some(Arc::clone(&child));
+    // With other threads around, hold the lock across the fork so the child
+    // copies a consistent state (and readers never see the pid unset);
+    // alone, let it go now so the parent need not write its page afterwards.
+    let guard = if options.allow_threads {
+        Some(guard)
+    } else {
+        drop(guard);
+        None
+    };
 
     // SAFETY: fork(2) is sound here: either this process runs one thread
     // (checked above), so no lock is held by a thread the child lacks, or
     // the caller vouched for it through the unsafe `allow_threads`. The
     // child only runs `child_main`, which never returns.
     let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::os("fork", io::Error::last_os_error()));
-    }
     if pid == 0 {
-        child_main(guard, options, parent_pid, body);
+        // Our copy of the lock, if the parent held it: release it.
+        drop(guard);
+        child_main(&child, parent_pid, body);
+    }
+    if pid < 0 {
+        let error = Error::os("fork", io::Error::last_os_error());
+        let mut guard = guard.unwrap_or_else(global);
+        let state = guard.get();
+        state.forking = None;
+        state.children.retain(|entry| !Arc::ptr_eq(entry, &child));
+        drop(guard);
+        if let Some(child) = Arc::get_mut(&mut child) {
+            options.name = std::mem::take(&mut child.name);
+            options.identity = std::mem::take(&mut child.identity);
+        }
+        return Err(error);
     }
     // The parent. The pid stays ours (a zombie at worst) until we reap it,
     // so pidfd_open cannot name another process.
-    let pidfd = Pid::from_raw(pid)
-        .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
-        .map(Arc::new);
-    let child = Arc::new(Child {
-        pid,
-        owner: parent_pid,
-        name: options.name.to_owned(),
-        daemon: options.daemon,
-        state: Mutex::new(ChildState::Running { pidfd }),
-    });
-    if options.register {
-        state.children.push(Arc::clone(&child));
+    if let Some(fd) = Pid::from_raw(pid).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok()) {
+        let _ = child.pidfd.set(fd);
     }
+    // SYNC POINT: pairs with the Acquire in Child::pid (other threads find
+    // the child through the registry only after this, under the lock).
+    child.pid.store(pid, Ordering::Release);
     drop(guard);
     *body = None;
     Ok(child)
 }
 
 /// The child's side of [`fork_child`]: never returns.
-fn child_main<F: FnOnce()>(
-    mut guard: GlobalGuard,
-    options: &ForkOptions<'_>,
-    parent_pid: i32,
-    body: &mut Option<F>,
-) -> ! {
-    if options.daemon {
+fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) -> ! {
+    if me.daemon {
         // Die with the parent (even on its SIGKILL). PDEATHSIG fires when the
         // *thread* that forked us ends; see Process::daemon.
         let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
@@ -594,22 +699,12 @@ fn child_main<F: FnOnce()>(
             unsafe { libc::_exit(1) };
         }
     }
-    // We are a new process: our own name and identity, no children yet.
-    // The guard is our copy of the lock the parent held across fork.
-    let state = guard.describing(parent_pid);
-    let parent = (std::mem::take(&mut state.name), parent_pid);
-    state.pid = getpid();
-    state.name = options.name.to_owned();
-    state.identity = options.identity.to_vec();
-    state.daemon = options.daemon;
-    state.forked_by_us = true;
-    state.parent = Some(parent);
-    state.counter = 0;
-    state.children.clear();
-    drop(guard);
-
-    IN_CHILD_BODY.with(|flag| flag.set(true));
-    let code = match body.take() {
+    // SAFETY: `body` is `Some` (fork_child checked) and initialised. This
+    // process never returns from child_main and never touches `body` again,
+    // so the value is moved out exactly once here; reading it (instead of
+    // `take`, which writes `None`) leaves the page holding it shared.
+    let body = unsafe { std::ptr::read(body) };
+    let code = match body {
         None => 0,
         Some(body) => match catch_unwind(AssertUnwindSafe(body)) {
             Ok(()) => 0,
@@ -620,7 +715,7 @@ fn child_main<F: FnOnce()>(
                     let _ = writeln!(
                         io::stderr(),
                         "shmproc: process {} (pid {}) panicked; exit code 1",
-                        options.name,
+                        me.name,
                         getpid()
                     );
                     // Dropping a payload can panic again; we are leaving anyway.
@@ -630,7 +725,6 @@ fn child_main<F: FnOnce()>(
             },
         },
     };
-    IN_CHILD_BODY.with(|flag| flag.set(false));
     flush_stdio();
     // SAFETY: _exit ends the child at once: the parent's destructors (copies
     // on this stack) and atexit handlers do not run a second time.
@@ -678,10 +772,8 @@ fn child_main<F: FnOnce()>(
 /// ```
 pub struct Process {
     body: Option<Box<dyn FnOnce()>>,
-    name: String,
-    identity: Vec<u32>,
-    daemon: bool,
-    allow_threads: bool,
+    /// Name and identity move into `child` at start.
+    options: ForkOptions,
     child: Option<Arc<Child>>,
 }
 
@@ -694,18 +786,22 @@ impl Process {
         let identity = next_identity();
         Process {
             body: Some(Box::new(move || target.run())),
-            name: identity_name("Process", &identity),
-            identity,
-            daemon: false,
-            allow_threads: false,
+            options: ForkOptions {
+                name: identity_name("Process", &identity),
+                identity,
+                daemon: false,
+                allow_threads: false,
+                register: true,
+            },
             child: None,
         }
     }
 
-    /// Sets the name (what [`current_process`]`().name()` says in the child).
+    /// Sets the name (what [`current_process`]`().name()` says in the
+    /// child). Has no effect once started.
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.options.name = name.into();
         self
     }
 
@@ -716,9 +812,11 @@ impl Process {
     /// The kernel sends the signal when the *thread* that called `start`
     /// ends; start daemons from the main thread (or a thread that lives as
     /// long as they should).
+    ///
+    /// Has no effect once started.
     #[must_use]
     pub fn daemon(mut self, daemon: bool) -> Self {
-        self.daemon = daemon;
+        self.options.daemon = daemon;
         self
     }
 
@@ -738,7 +836,7 @@ impl Process {
     /// it.
     #[must_use]
     pub unsafe fn allow_threads(mut self) -> Self {
-        self.allow_threads = true;
+        self.options.allow_threads = true;
         self
     }
 
@@ -758,14 +856,7 @@ impl Process {
         if self.child.is_some() {
             return Err(Error::AlreadyStarted);
         }
-        let options = ForkOptions {
-            name: &self.name,
-            identity: &self.identity,
-            daemon: self.daemon,
-            allow_threads: self.allow_threads,
-            register: true,
-        };
-        let child = fork_child(&options, &mut self.body)?;
+        let child = fork_child(&mut self.options, &mut self.body)?;
         self.child = Some(child);
         Ok(())
     }
@@ -785,7 +876,7 @@ impl Process {
     pub fn join(&self) -> Result<i32> {
         let child = self.started()?;
         match child.wait_deadline(None)? {
-            Some(status) => status.exitcode().ok_or_else(|| status_lost(child.pid)),
+            Some(status) => status.exitcode().ok_or_else(|| status_lost(child.pid())),
             None => Err(Error::Timeout), // unreachable without a deadline
         }
     }
@@ -806,7 +897,7 @@ impl Process {
             Some(status) => status
                 .exitcode()
                 .map(Some)
-                .ok_or_else(|| status_lost(child.pid)),
+                .ok_or_else(|| status_lost(child.pid())),
             None => Ok(None),
         }
     }
@@ -817,14 +908,14 @@ impl Process {
             None => false,
             Some(child) => match child.try_wait() {
                 Ok(status) => status.is_none(),
-                Err(_) => crate::sys::pid_alive(child.pid),
+                Err(_) => crate::sys::pid_alive(child.pid()),
             },
         }
     }
 
     /// The child's pid; `None` before `start`.
     pub fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|child| child.pid)
+        self.child.as_ref().map(|child| child.pid())
     }
 
     /// The exit code: `None` while running (or before `start`), `Some(0)`,
@@ -865,12 +956,18 @@ impl Process {
     /// (Called `get_name` because `name(..)` is the builder method, as
     /// `std::process::Command` has `arg` and `get_args`.)
     pub fn get_name(&self) -> &str {
-        &self.name
+        match &self.child {
+            Some(child) => &child.name,
+            None => &self.options.name,
+        }
     }
 
     /// Whether this is a daemon process (see [`daemon`](Process::daemon)).
     pub fn is_daemon(&self) -> bool {
-        self.daemon
+        match &self.child {
+            Some(child) => child.daemon,
+            None => self.options.daemon,
+        }
     }
 
     /// A [`ProcessInfo`] for the started child (as [`active_children`] lists it).
@@ -882,11 +979,11 @@ impl Process {
 impl fmt::Debug for Process {
     /// Like Python's repr: `<Process name='Process-1' pid=1234 started>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Process name={:?}", self.name)?;
+        write!(f, "<Process name={:?}", self.get_name())?;
         match &self.child {
             None => write!(f, " initial")?,
             Some(child) => {
-                write!(f, " pid={} parent={}", child.pid, child.owner)?;
+                write!(f, " pid={} parent={}", child.pid(), child.owner)?;
                 match child.status() {
                     None => write!(f, " started")?,
                     Some(status) => match status.exitcode() {
@@ -896,7 +993,7 @@ impl fmt::Debug for Process {
                 }
             }
         }
-        if self.daemon {
+        if self.is_daemon() {
             write!(f, " daemon")?;
         }
         write!(f, ">")
@@ -961,7 +1058,7 @@ impl ProcessInfo {
     fn child(child: &Arc<Child>) -> Self {
         ProcessInfo {
             name: child.name.clone(),
-            pid: child.pid,
+            pid: child.pid(),
             daemon: child.daemon,
             kind: Kind::Child(Arc::clone(child)),
         }
@@ -993,7 +1090,7 @@ impl ProcessInfo {
             Kind::Parent { .. } => crate::sys::pid_alive(self.pid),
             Kind::Child(child) => match child.try_wait() {
                 Ok(status) => status.is_none(),
-                Err(_) => crate::sys::pid_alive(child.pid),
+                Err(_) => crate::sys::pid_alive(child.pid()),
             },
         }
     }
@@ -1030,7 +1127,7 @@ impl ProcessInfo {
     pub fn join(&self) -> Result<i32> {
         let child = self.as_child()?;
         match child.wait_deadline(None)? {
-            Some(status) => status.exitcode().ok_or_else(|| status_lost(child.pid)),
+            Some(status) => status.exitcode().ok_or_else(|| status_lost(child.pid())),
             None => Err(Error::Timeout),
         }
     }
@@ -1046,7 +1143,7 @@ impl ProcessInfo {
             Some(status) => status
                 .exitcode()
                 .map(Some)
-                .ok_or_else(|| status_lost(child.pid)),
+                .ok_or_else(|| status_lost(child.pid())),
             None => Ok(None),
         }
     }
@@ -1080,9 +1177,9 @@ pub fn current_process() -> ProcessInfo {
     let mut guard = global();
     let state = guard.get();
     ProcessInfo {
-        name: state.name.clone(),
+        name: state.name().to_owned(),
         pid: state.pid,
-        daemon: state.daemon,
+        daemon: state.daemon(),
         kind: Kind::Current,
     }
 }
@@ -1096,11 +1193,14 @@ pub fn current_process() -> ProcessInfo {
 pub fn parent_process() -> Option<ProcessInfo> {
     let mut guard = global();
     let state = guard.get();
-    let (name, pid) = state.parent.clone()?;
+    let (parent, pid) = state.parent.as_ref()?;
     Some(ProcessInfo {
-        name,
-        pid,
-        daemon: false,
+        name: parent
+            .as_ref()
+            .map_or("MainProcess", |parent| &parent.name)
+            .to_owned(),
+        pid: *pid,
+        daemon: parent.as_ref().is_some_and(|parent| parent.daemon),
         kind: Kind::Parent {
             observer: state.pid,
         },
@@ -1142,10 +1242,18 @@ pub fn cpu_count() -> usize {
 ///
 /// The parent sees `code & 0xff` (the kernel keeps 8 bits): use 0..=255.
 pub fn exit(code: i32) -> ! {
-    if IN_CHILD_BODY.with(Cell::get) {
+    // In a child forked by shmproc, the body runs on the main thread (the
+    // only one at the fork, so its tid is the pid) under child_main's
+    // catch_unwind.
+    let (in_body, forked_by_us) = {
+        let mut guard = global();
+        let state = guard.get();
+        let in_body = state.forked_by_us && crate::sys::gettid() == state.pid;
+        (in_body, state.forked_by_us)
+    };
+    if in_body {
         resume_unwind(Box::new(ExitRequest(code)));
     }
-    let forked_by_us = global().get().forked_by_us;
     flush_stdio();
     if forked_by_us {
         // SAFETY: _exit ends this child without running the parent's
