@@ -6,6 +6,7 @@
 //! Python's `multiprocessing.Process` (fork start method) on the same
 //! machine: `python3 benches/process_python.py`.
 #![allow(unsafe_code)]
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use shmproc::Process;
