@@ -7,6 +7,7 @@
 
 mod arena;
 mod compare;
+mod process;
 mod sync;
 mod value;
 
@@ -17,6 +18,7 @@ fn main() -> Result {
     arena::run()?;
     sync::run()?;
     value::run()?;
+    process::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())
