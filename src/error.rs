@@ -197,7 +197,7 @@ pub enum Error {
     Codec(String),
     /// Forking would be unsound here.
     #[error(
-        "refusing to fork: this process runs {threads} threads, and a forked child of a threaded process may deadlock on a lock another thread held (malloc, stdout). Start processes before spawning threads, or opt in with the unsafe ProcessBuilder::allow_threads"
+        "refusing to fork: this process runs {threads} threads, and a forked child of a threaded process may deadlock on a lock another thread held (malloc, stdout). Start processes before spawning threads, or opt in with the unsafe Process::allow_threads"
     )]
     ThreadedFork {
         /// Threads the process runs.

@@ -48,7 +48,11 @@ mod freelist;
 #[doc(hidden)]
 pub mod freelist;
 #[cfg(not(loom))]
+mod process;
+#[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+mod value;
 
 #[cfg(not(loom))]
 #[doc(hidden)]
@@ -58,7 +62,15 @@ pub mod fuzzing;
 pub use arena::{Arena, Offset, Publish, Segment};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
+pub use process::{
+    Process, ProcessInfo, Run, active_children, cpu_count, current_process, exit, parent_process,
+};
+#[cfg(not(loom))]
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, LockResult, OwnerDied, RLock,
     RLockGuard, Semaphore, SemaphoreGuard, WaitStrategy,
+};
+#[cfg(not(loom))]
+pub use value::{
+    Array, ArrayGuard, AtomicInteger, AtomicValue, RawArray, RawValue, Value, ValueGuard,
 };

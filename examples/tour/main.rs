@@ -7,7 +7,9 @@
 
 mod arena;
 mod compare;
+mod process;
 mod sync;
+mod value;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -15,6 +17,8 @@ fn main() -> Result {
     println!("shmproc tour (pid {})\n", std::process::id());
     arena::run()?;
     sync::run()?;
+    value::run()?;
+    process::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())

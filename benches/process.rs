@@ -1,0 +1,54 @@
+//! Process start + join of an empty process, against the floor: a raw
+//! `fork` + `_exit(0)` + `waitpid`, in the same run.
+//!
+//! `cargo bench --bench process`
+//!
+//! Python's `multiprocessing.Process` (fork start method) on the same
+//! machine: `python3 benches/process_python.py`.
+#![allow(unsafe_code)]
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use shmproc::Process;
+
+fn raw_fork_waitpid() {
+    // SAFETY: the bench process is single-threaded here (shmproc's start
+    // below would refuse otherwise), and the child only calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: _exit ends the child without running anything of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waitpid with a pointer to a local status word.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert_eq!(status, 0);
+}
+
+fn start_join_empty() {
+    let mut p = Process::new(|| {});
+    p.start().expect("start");
+    assert_eq!(p.join().expect("join"), 0);
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("process");
+    group.bench_function("raw_fork_waitpid", |b| b.iter(raw_fork_waitpid));
+    group.bench_function("start_join_empty", |b| b.iter(start_join_empty));
+    // What a parent that has touched 64 MiB pays (fork copies page tables).
+    let ballast: Vec<u8> = vec![1; 64 << 20];
+    std::hint::black_box(&ballast);
+    group.bench_function("raw_fork_waitpid_64MiB_parent", |b| {
+        b.iter(raw_fork_waitpid)
+    });
+    group.bench_function("start_join_empty_64MiB_parent", |b| {
+        b.iter(start_join_empty)
+    });
+    group.finish();
+    drop(ballast);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

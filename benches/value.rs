@@ -1,0 +1,196 @@
+//! Value, AtomicValue and Array against the floor and the alternatives, in one run.
+//!
+//! `cargo bench --bench value`
+//!
+//! * `increment_contended/*`: the cost of one increment by this process while
+//!   a second party (a forked process, or a thread for the std baselines)
+//!   increments the same counter in a tight loop: `Value<u64>` under its
+//!   lock, `AtomicValue<u64>::fetch_add` (two processes on one cache line:
+//!   the floor), against `AtomicU64` and `Mutex<u64>` shared by two threads.
+//! * `increment_alone/*`: the same operations with no second party.
+//! * `bulk_64MiB/*`: copying 64 MiB into and out of an `Array<f64>`
+//!   (`write_slice` / `read_into`, one lock and one memcpy each) against a
+//!   plain memcpy between private buffers and a raw memcpy into the same
+//!   shared pages.
+
+use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
+use shmproc::{Arena, Array, AtomicValue, RawArray, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A forked process running `op` in a loop until `stop` is set; killed and
+/// reaped when dropped.
+struct Hammer {
+    pid: i32,
+    stop: AtomicValue<u32>,
+}
+
+impl Hammer {
+    fn start(arena: &Arena, mut op: impl FnMut()) -> Hammer {
+        let stop = AtomicValue::new_in(arena, 0u32).expect("stop flag");
+        let started = AtomicValue::new_in(arena, 0u32).expect("start flag");
+        let (child_stop, child_started) = (stop.clone(), started.clone());
+        // SAFETY: forked before this bench starts any thread; the child only
+        // runs `op` (shared-memory operations) and then `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            child_started.set(1);
+            while child_stop.load(Ordering::Relaxed) == 0 {
+                for _ in 0..64 {
+                    op();
+                }
+            }
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        while started.get() == 0 {
+            std::hint::spin_loop();
+        }
+        Hammer { pid, stop }
+    }
+}
+
+impl Drop for Hammer {
+    fn drop(&mut self) {
+        self.stop.set(1);
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a pointer to a local.
+        if unsafe { libc::waitpid(self.pid, &mut status, 0) } != self.pid {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A thread running `op` in a loop until dropped.
+struct ThreadHammer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadHammer {
+    fn start(op: impl Fn() + Send + 'static) -> ThreadHammer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let (s, st) = (stop.clone(), started.clone());
+        let thread = std::thread::spawn(move || {
+            st.store(true, Ordering::Release);
+            while !s.load(Ordering::Relaxed) {
+                for _ in 0..64 {
+                    op();
+                }
+            }
+        });
+        while !started.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        ThreadHammer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ThreadHammer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn increments(c: &mut Criterion) {
+    let arena = Arena::anonymous(16 << 20).expect("arena");
+    let value = Value::new_in(&arena, 0u64).expect("value");
+    let atomic = AtomicValue::new_in(&arena, 0u64).expect("atomic");
+
+    let mut alone = c.benchmark_group("increment_alone");
+    alone.bench_function("value_lock", |b| b.iter(|| *value.lock().unwrap() += 1));
+    alone.bench_function("atomic_value_fetch_add", |b| {
+        b.iter(|| atomic.fetch_add(1, Ordering::Relaxed))
+    });
+    let std_atomic = AtomicU64::new(0);
+    alone.bench_function("std_atomic_fetch_add", |b| {
+        b.iter(|| black_box(&std_atomic).fetch_add(1, Ordering::Relaxed))
+    });
+    let std_mutex = Mutex::new(0u64);
+    alone.bench_function("std_mutex", |b| {
+        b.iter(|| *black_box(&std_mutex).lock().unwrap() += 1)
+    });
+    alone.finish();
+
+    let mut group = c.benchmark_group("increment_contended");
+    {
+        let other = value.clone();
+        let _hammer = Hammer::start(&arena, move || *other.lock().unwrap() += 1);
+        group.bench_function("value_lock_2_processes", |b| {
+            b.iter(|| *value.lock().unwrap() += 1)
+        });
+    }
+    {
+        let other = atomic.clone();
+        let _hammer = Hammer::start(&arena, move || {
+            other.fetch_add(1, Ordering::Relaxed);
+        });
+        group.bench_function("atomic_value_2_processes", |b| {
+            b.iter(|| atomic.fetch_add(1, Ordering::Relaxed))
+        });
+    }
+    // Threads last: no fork happens after a thread was started.
+    {
+        let counter = Arc::new(AtomicU64::new(0));
+        let other = counter.clone();
+        let _hammer = ThreadHammer::start(move || {
+            other.fetch_add(1, Ordering::Relaxed);
+        });
+        group.bench_function("std_atomic_2_threads", |b| {
+            b.iter(|| counter.fetch_add(1, Ordering::Relaxed))
+        });
+    }
+    {
+        let counter = Arc::new(Mutex::new(0u64));
+        let other = counter.clone();
+        let _hammer = ThreadHammer::start(move || *other.lock().unwrap() += 1);
+        group.bench_function("std_mutex_2_threads", |b| {
+            b.iter(|| *counter.lock().unwrap() += 1)
+        });
+    }
+    group.finish();
+}
+
+fn bulk(c: &mut Criterion) {
+    const LEN: usize = (64 << 20) / 8;
+    let arena = Arena::anonymous(512 << 20).expect("arena");
+    let array = Array::<f64>::zeroed_in(&arena, LEN).expect("array");
+    let raw = RawArray::<f64>::zeroed_in(&arena, LEN).expect("raw array");
+    let src: Vec<f64> = (0..LEN).map(|i| i as f64).collect();
+    let mut dst = vec![0.0f64; LEN];
+
+    let mut group = c.benchmark_group("bulk_64MiB");
+    group.throughput(Throughput::Bytes((LEN * 8) as u64));
+    group.sample_size(10);
+    group.bench_function("array_write_slice", |b| {
+        b.iter(|| array.write_slice(0, black_box(&src)).unwrap())
+    });
+    group.bench_function("array_read_into", |b| {
+        b.iter(|| array.read_into(0, black_box(&mut dst)).unwrap())
+    });
+    group.bench_function("array_guard_copy_from_slice", |b| {
+        b.iter(|| array.lock().unwrap().copy_from_slice(black_box(&src)))
+    });
+    group.bench_function("memcpy_private_to_private", |b| {
+        b.iter(|| black_box(&mut dst).copy_from_slice(black_box(&src)))
+    });
+    group.bench_function("memcpy_private_to_shm_raw", |b| {
+        // SAFETY: `raw` holds LEN elements; nothing else touches it meanwhile.
+        b.iter(|| unsafe {
+            core::ptr::copy_nonoverlapping(black_box(src.as_ptr()), raw.as_ptr(), LEN)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bulk, increments);
+criterion_main!(benches);
