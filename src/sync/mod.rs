@@ -69,6 +69,12 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 /// [`WaitStrategy::DEFAULT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitStrategy {
+    /// Never sleep: re-check until the condition is met or the deadline
+    /// passes. The lowest latency there is, for as long as a CPU can be
+    /// given over to waiting (one per waiting process); after the first
+    /// couple of microseconds each look also yields the CPU (`sched_yield`),
+    /// so a spinner does not starve the process it waits for.
+    Spin,
     /// Sleep on the futex as soon as the condition is not met.
     Park,
     /// Re-check the condition for up to this long, then sleep.
@@ -91,6 +97,7 @@ impl WaitStrategy {
         let budget = match self {
             WaitStrategy::Park => return None,
             WaitStrategy::SpinThenPark(budget) => budget,
+            WaitStrategy::Spin => Duration::MAX,
         };
         #[cfg(loom)]
         {
