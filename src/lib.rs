@@ -40,7 +40,17 @@ pub mod sync;
 
 #[cfg(not(loom))]
 mod arena;
+#[cfg(not(loom))]
+mod channel;
+#[cfg(not(loom))]
+mod codec;
+// The ring cores; public (hidden) under loom for tests/loom_ring.rs.
 mod error;
+#[cfg(not(loom))]
+mod ring;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod ring;
 // The allocator's lock-free core; public (hidden) under loom for its model.
 #[cfg(not(loom))]
 mod freelist;
@@ -60,6 +70,12 @@ pub mod fuzzing;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
+#[cfg(not(loom))]
+pub use channel::{
+    Connection, Iter, JoinableQueue, Loan, Pipe, Queue, Receiver, RecvRef, Sender, SimpleQueue,
+};
+#[cfg(not(loom))]
+pub use codec::Message;
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use process::{

@@ -39,6 +39,9 @@ pub use event::RawEvent;
 pub use lock::{CHECK_EVERY, NotOwner, OwnerDiedInfo, RawLock};
 #[allow(unused_imports)]
 pub use owner::OwnerId;
+/// For the channel layer: identities and liveness of the processes using an end.
+#[cfg(not(loom))]
+pub(crate) use owner::{current as owner_current, holder_is_dead, process_start};
 #[allow(unused_imports)]
 pub use rlock::RawRLock;
 #[allow(unused_imports)]

@@ -107,6 +107,14 @@ fn thread_stat(tid: u32) -> Option<ThreadStat> {
     Some(ThreadStat { state, start })
 }
 
+/// The start time of process `pid` (its main thread's), in clock ticks since
+/// boot; `None` if there is no such process. Channels stamp it next to a pid
+/// so that a recycled pid is not taken for the process that used an end.
+#[cfg(not(loom))]
+pub fn process_start(pid: u32) -> Option<u64> {
+    thread_stat(pid).map(|stat| stat.start)
+}
+
 /// Now, in the clock ticks since boot that `/proc/<tid>/stat` uses.
 #[cfg(not(loom))]
 pub fn ticks_now() -> u64 {
