@@ -43,3 +43,10 @@ pub fn arena_open(data: &[u8]) {
     let _ = arena.free(Offset::<u8>::from_raw(4096 + 16));
     let _ = arena.used();
 }
+
+/// Test hook for tests/queue.rs: claims a slot of `queue` (as a putter or a
+/// getter) and SIGKILLs the calling process while holding it, the worst
+/// moment for a process to die.
+pub fn queue_die_holding_slot<T: crate::Message>(queue: &crate::Queue<T>, putter: bool) -> ! {
+    queue.die_holding_slot(putter)
+}

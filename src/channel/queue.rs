@@ -508,6 +508,29 @@ impl<T: Message> Queue<T> {
         self.block.header().is_closed()
     }
 
+    /// Test hook: claims a slot (as a putter, or as a getter) and kills
+    /// this process with SIGKILL while holding it. Never returns.
+    #[doc(hidden)]
+    pub(crate) fn die_holding_slot(&self, putter: bool) -> ! {
+        let ring = self.block.ring();
+        let die = || -> ! {
+            // SAFETY: raise(2) with a signal number; kills this process.
+            unsafe { libc::raise(libc::SIGKILL) };
+            unreachable!("SIGKILL cannot be caught")
+        };
+        loop {
+            let step = if putter {
+                ring.try_push(claimant(), |_, _| die())
+            } else {
+                ring.try_pop(claimant(), |_, _| die())
+            };
+            if step.is_err() {
+                die();
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Blocking iterator over messages; ends when the queue is closed and
     /// drained (or on any other error, which `get` would report).
     pub fn iter(&self) -> Iter<'_, T> {

@@ -8,15 +8,17 @@
 //!
 //! # Sequence numbers
 //!
-//! Slot `i` starts with `seq = i`. A producer at position `p` (slot
-//! `p % capacity`) may write when `seq == p`: it claims `p` with a CAS on
-//! `enq`, stamps the slot, writes, and stores `seq = p + 1`. A consumer at
-//! `p` may read when `seq == p + 1`: it claims with a CAS on `deq`, stamps,
-//! reads, and stores `seq = p + capacity`. Seen from a producer at `p`, the
-//! only valid values are `p` (free), `p + 1 - capacity` (still full, or
-//! being read) and `p - capacity` (the previous lap's producer still
-//! writing); from a consumer at `p`: `p + 1` (ready), `p` (not written
-//! yet) and `p + 1 - capacity` (the previous lap's consumer still
+//! Sequence numbers count in steps of two, so that a one-slot queue works
+//! (Vyukov's `p`/`p + 1` would collide at capacity 1). Slot `i` starts with
+//! `seq = 2i`. A producer at position `p` (slot `p % capacity`) may write
+//! when `seq == 2p`: it claims `p` with a CAS on `enq`, stamps the slot,
+//! writes, and stores `seq = 2p + 1`. A consumer at `p` may read when
+//! `seq == 2p + 1`: it claims with a CAS on `deq`, stamps, reads, and
+//! stores `seq = 2(p + capacity)`. Seen from a producer at `p`, the only
+//! valid values are `2p` (free), `2(p - capacity) + 1` (still full, or
+//! being read) and `2(p - capacity)` (the previous lap's producer still
+//! writing); from a consumer at `p`: `2p + 1` (ready), `2p` (not written
+//! yet) and `2(p - capacity) + 1` (the previous lap's consumer still
 //! reading). Anything else, or a `seq` ahead of an index that did not move,
 //! is corruption ([`Error::Corrupt`](crate::Error::Corrupt)).
 //!
@@ -103,7 +105,7 @@ impl SlotHeader {
     /// A slot on the heap for position `index` (loom models).
     pub fn new(index: u64) -> Self {
         SlotHeader {
-            seq: AtomicU64::new(index),
+            seq: AtomicU64::new(index * 2),
             owner: AtomicU64::new(u64::MAX),
             owner_start: AtomicU64::new(0),
             owner_tid: AtomicU32::new(0),
@@ -308,7 +310,7 @@ impl<'a> MpmcRing<'a> {
     pub fn init_slots(&self) {
         for i in 0..self.capacity {
             let slot = self.slot(i);
-            slot.seq.store(i, Ordering::Relaxed);
+            slot.seq.store(i * 2, Ordering::Relaxed);
             slot.owner.store(u64::MAX, Ordering::Relaxed);
             slot.owner_tid.store(0, Ordering::Relaxed);
             slot.owner_start.store(0, Ordering::Relaxed);
@@ -361,7 +363,7 @@ impl<'a> MpmcRing<'a> {
             // SYNC POINT: Acquire pairs with the Release store of `seq` by
             // the consumer that freed the slot (it is done reading).
             let seq = slot.seq.load(Ordering::Acquire);
-            let diff = seq.wrapping_sub(pos) as i64;
+            let diff = seq.wrapping_sub(pos.wrapping_mul(2)) as i64;
             if diff == 0 {
                 match self.header.enq.compare_exchange_weak(
                     pos,
@@ -375,15 +377,16 @@ impl<'a> MpmcRing<'a> {
                         // SYNC POINT: SeqCst store pairs with the Acquire
                         // load of `seq` in `try_pop` (the payload is visible)
                         // and, with `wake`, with the getters' handshake.
-                        slot.seq.store(pos.wrapping_add(1), Ordering::SeqCst);
+                        slot.seq
+                            .store(pos.wrapping_mul(2).wrapping_add(1), Ordering::SeqCst);
                         self.header.not_empty().wake(false);
                         return Ok(Step::Done(value));
                     }
                     Err(now) => pos = now,
                 }
             } else if diff < 0 {
-                let full = seq == pos.wrapping_add(1).wrapping_sub(self.capacity)
-                    || seq == pos.wrapping_sub(self.capacity);
+                let last_lap = pos.wrapping_sub(self.capacity).wrapping_mul(2);
+                let full = seq == last_lap.wrapping_add(1) || seq == last_lap;
                 if !full {
                     return Err(corrupt(format!(
                         "MPMC slot sequence {seq} for producer position {pos}"
@@ -420,7 +423,7 @@ impl<'a> MpmcRing<'a> {
             // `try_push` (the payload is visible).
             let seq = slot.seq.load(Ordering::Acquire);
             let next = pos.wrapping_add(1);
-            let diff = seq.wrapping_sub(next) as i64;
+            let diff = seq.wrapping_sub(pos.wrapping_mul(2).wrapping_add(1)) as i64;
             if diff == 0 {
                 match self.header.deq.compare_exchange_weak(
                     pos,
@@ -439,8 +442,10 @@ impl<'a> MpmcRing<'a> {
                         // SYNC POINT: SeqCst store pairs with the Acquire
                         // load of `seq` in `try_push` and, with `wake`, with
                         // the putters' handshake.
-                        slot.seq
-                            .store(pos.wrapping_add(self.capacity), Ordering::SeqCst);
+                        slot.seq.store(
+                            pos.wrapping_add(self.capacity).wrapping_mul(2),
+                            Ordering::SeqCst,
+                        );
                         self.header.not_full().wake(false);
                         match value {
                             Some(value) => return Ok(Step::Done(value)),
@@ -456,7 +461,11 @@ impl<'a> MpmcRing<'a> {
                     Err(now) => pos = now,
                 }
             } else if diff < 0 {
-                let empty = seq == pos || seq == next.wrapping_sub(self.capacity);
+                let last_lap = pos
+                    .wrapping_sub(self.capacity)
+                    .wrapping_mul(2)
+                    .wrapping_add(1);
+                let empty = seq == pos.wrapping_mul(2) || seq == last_lap;
                 if !empty {
                     return Err(corrupt(format!(
                         "MPMC slot sequence {seq} for consumer position {pos}"
@@ -498,15 +507,17 @@ impl<'a> MpmcRing<'a> {
             return false; // restamped while we read: someone is active
         }
         let (enq, deq) = self.header.positions();
-        let held = seq.wrapping_sub(1);
-        if owner == held.wrapping_mul(2).wrapping_add(CONSUMER) && deq > held {
+        // The stamp `2q + role` equals the sequence number a claim of
+        // position `q` leaves behind until it completes.
+        let held = seq / 2;
+        if seq % 2 == 1 && owner == seq && owner % 2 == CONSUMER && deq > held {
             // A consumer claimed `held` and never completed it.
             if is_dead(tid, start) {
                 return slot
                     .seq
                     .compare_exchange(
                         seq,
-                        held.wrapping_add(self.capacity),
+                        held.wrapping_add(self.capacity).wrapping_mul(2),
                         Ordering::SeqCst,
                         Ordering::Relaxed,
                     )
@@ -516,8 +527,8 @@ impl<'a> MpmcRing<'a> {
                         true
                     };
             }
-        } else if owner == seq.wrapping_mul(2).wrapping_add(PRODUCER) && enq > seq {
-            // A producer claimed `seq` and never completed it.
+        } else if seq % 2 == 0 && owner == seq && owner % 2 == PRODUCER && enq > held {
+            // A producer claimed `held` and never completed it.
             if is_dead(tid, start) {
                 slot.kind.store(KIND_SKIP, Ordering::Relaxed);
                 return slot
