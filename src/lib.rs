@@ -29,6 +29,8 @@
 
 pub(crate) mod loom;
 
+pub mod codec;
+
 pub mod futex;
 
 #[cfg(not(loom))]
@@ -42,10 +44,8 @@ pub mod sync;
 mod arena;
 #[cfg(not(loom))]
 mod channel;
-#[cfg(not(loom))]
-mod codec;
-// The ring cores; public (hidden) under loom for tests/loom_ring.rs.
 mod error;
+// The ring cores; public (hidden) under loom for tests/loom_ring.rs.
 #[cfg(not(loom))]
 mod ring;
 #[cfg(loom)]
@@ -74,7 +74,8 @@ pub use arena::{Arena, Offset, Publish, Segment};
 pub use channel::{
     Connection, Iter, JoinableQueue, Loan, Pipe, Queue, Receiver, RecvRef, Sender, SimpleQueue,
 };
-#[cfg(not(loom))]
+#[cfg(feature = "serde")]
+pub use codec::Encoded;
 pub use codec::Message;
 pub use error::{Error, Result};
 #[cfg(not(loom))]
