@@ -26,6 +26,7 @@ fn main() {
             case!(recv_timeout_and_poll, 30),
             case!(fast_path_makes_no_syscall, 30),
             case!(message_too_large_is_an_error, 30),
+            case!(serde_messages_travel, 30),
             case!(simplex_found_by_name_from_unrelated_process, 60),
         ],
         &[helper!(named_pipe_writer)],
@@ -418,4 +419,43 @@ fn named_pipe_writer(args: &[String]) {
         tx.send(i * i).unwrap();
     }
     tx.send("done".to_string()).unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Reply {
+    text: String,
+    code: Option<i32>,
+}
+shmproc::serde_message!(Reply);
+
+fn serde_messages_travel() {
+    let (a, b) = Pipe::new().unwrap();
+    let mut children = Children::new();
+    children.fork(move || {
+        while let Ok(r) = b.recv::<Reply>() {
+            b.send(Reply {
+                text: r.text.repeat(2),
+                code: r.code.map(|c| c + 1),
+            })
+            .unwrap();
+        }
+    });
+    for i in 0..1000 {
+        let sent = Reply {
+            text: format!("r{i}"),
+            code: (i % 2 == 0).then_some(i),
+        };
+        a.send(sent.clone()).unwrap();
+        let back: Reply = a.recv().unwrap();
+        assert_eq!(
+            back,
+            Reply {
+                text: sent.text.repeat(2),
+                code: sent.code.map(|c| c + 1)
+            }
+        );
+    }
+    a.send(shmproc::Encoded(vec![1u8, 2, 3])).unwrap();
+    a.close();
+    children.join_all_ok(LONG);
 }

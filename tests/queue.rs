@@ -21,6 +21,7 @@ fn main() {
             case!(four_by_four_million_each_no_loss_no_dup_fifo, 600),
             case!(mixed_sizes_0_to_4_mib, 120),
             case!(strings_travel, 60),
+            case!(serde_and_pod_messages_travel, 60),
             case!(try_put_full_try_get_empty_and_sizes, 30),
             case!(timeouts_give_full_and_empty, 30),
             case!(close_drains_then_closed_and_wakes_getters, 60),
@@ -567,4 +568,68 @@ fn every_wait_strategy_works() {
         queue.close();
         children.join_all_ok(LONG);
     }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Job {
+    name: String,
+    tries: u8,
+    payload: Vec<u32>,
+}
+shmproc::serde_message!(Job);
+
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Tick {
+    price: f64,
+    volume: u64,
+    history: [u32; 40],
+}
+shmproc::pod_message!(Tick);
+
+fn serde_and_pod_messages_travel() {
+    use shmproc::Encoded;
+    use std::collections::BTreeMap;
+    let jobs = Queue::<Job>::new(4).unwrap();
+    let maps = Queue::<Encoded<BTreeMap<String, u32>>>::new(4).unwrap();
+    let ticks = Queue::<Tick>::new(4).unwrap();
+    let mut children = Children::new();
+    let (j, m, t) = (jobs.clone(), maps.clone(), ticks.clone());
+    children.fork(move || {
+        for i in 0..100u32 {
+            j.put(Job {
+                name: format!("job {i}"),
+                tries: i as u8,
+                payload: (0..i * 10).collect(),
+            })
+            .unwrap();
+            m.put(Encoded(BTreeMap::from([(format!("k{i}"), i)])))
+                .unwrap();
+            t.put(Tick {
+                price: f64::from(i) / 2.0,
+                volume: u64::from(i),
+                history: [i; 40],
+            })
+            .unwrap();
+        }
+    });
+    for i in 0..100u32 {
+        let job = jobs.get().unwrap();
+        assert_eq!(
+            job,
+            Job {
+                name: format!("job {i}"),
+                tries: i as u8,
+                payload: (0..i * 10).collect()
+            }
+        );
+        assert_eq!(
+            maps.get().unwrap().0,
+            BTreeMap::from([(format!("k{i}"), i)])
+        );
+        let tick = ticks.get().unwrap();
+        assert_eq!(tick.history, [i; 40]);
+        assert_eq!(tick.volume, u64::from(i));
+    }
+    children.join_all_ok(LONG);
 }
