@@ -105,6 +105,7 @@ pub fn wait<T>(
 }
 
 #[cold]
+#[cfg_attr(loom, allow(unused_mut, unused_variables))]
 fn wait_slow<T>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
