@@ -1,5 +1,6 @@
 //! Writes seed inputs for the fuzz targets: images of real arenas
-//! (`arena_open`) and real encoded messages (`codec_decode`).
+//! (`arena_open`), real encoded messages (`codec_decode`) and images of
+//! real SPSC and MPMC rings after some traffic (`ring_recv`).
 //!
 //! `cargo run --example make_fuzz_seeds` (writes fuzz/corpus/*/seed-*).
 
@@ -50,5 +51,16 @@ fn codec_seeds() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(format!("{dir}/seed-{i}"), seed)?;
     }
     println!("wrote seeds to {dir}");
+    ring_seeds()
+}
+
+fn ring_seeds() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ring_recv");
+    std::fs::create_dir_all(dir)?;
+    let seeds = shmproc::fuzzing::ring_recv_seeds();
+    for (i, seed) in seeds.iter().enumerate() {
+        std::fs::write(format!("{dir}/seed-{i}"), seed)?;
+    }
+    println!("wrote {} seeds to {dir}", seeds.len());
     Ok(())
 }

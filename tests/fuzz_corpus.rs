@@ -28,3 +28,24 @@ fn codec_decode_corpus() {
     let n = replay("codec_decode", shmproc::codec::fuzz_decode);
     assert!(n >= 3, "the codec_decode corpus has its seed files");
 }
+
+#[test]
+fn ring_recv_corpus() {
+    let n = replay("ring_recv", shmproc::fuzzing::ring_recv);
+    assert!(n >= 24, "the ring_recv corpus has its seed files");
+}
+
+/// The seeds themselves, generated afresh (so a layout change that the
+/// checked-in corpus predates is still covered), and each with every byte
+/// flipped in turn in the ring headers' index and length fields.
+#[test]
+fn ring_recv_fresh_seeds_and_bit_flips() {
+    for seed in shmproc::fuzzing::ring_recv_seeds() {
+        shmproc::fuzzing::ring_recv(&seed);
+        for at in (1..seed.len()).step_by(5) {
+            let mut flipped = seed.clone();
+            flipped[at] ^= 0xA5;
+            shmproc::fuzzing::ring_recv(&flipped);
+        }
+    }
+}
