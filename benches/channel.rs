@@ -108,7 +108,10 @@ fn processes(children: Vec<Box<dyn FnOnce()>>, parent: impl FnOnce()) -> Duratio
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed"
+        );
     }
     took
 }

@@ -151,8 +151,91 @@ pub fn print(rows: &[Row]) {
     }
 }
 
+/// Round trip and throughput over shmproc's `Pipe` (duplex / simplex)
+/// and `Queue`, measured exactly as the fd rows.
+pub fn measure_shmproc(what: &'static str) -> crate::Result<Row> {
+    use shmproc::{Arena, Pipe, Queue};
+    let arena = Arena::anonymous(64 << 20)?;
+    let round_trip = median(3, || {
+        let pid;
+        let t;
+        if what.contains("Pipe") {
+            let (a, b) = Pipe::with_capacity_in(&arena, 64 << 10).expect("pipe");
+            pid = crate::fork(move || {
+                for _ in 0..ROUND_TRIPS {
+                    let v: u64 = b.recv().expect("recv");
+                    b.send(v).expect("send");
+                }
+            });
+            t = Instant::now();
+            for i in 0..u64::from(ROUND_TRIPS) {
+                a.send(i).expect("send");
+                assert_eq!(a.recv::<u64>().expect("recv"), i);
+            }
+        } else {
+            let ping = Queue::<u64>::with_capacity_in(&arena, 64).expect("queue");
+            let pong = Queue::<u64>::with_capacity_in(&arena, 64).expect("queue");
+            let (ping2, pong2) = (ping.clone(), pong.clone());
+            pid = crate::fork(move || {
+                for _ in 0..ROUND_TRIPS {
+                    pong2.put(ping2.get().expect("get")).expect("put");
+                }
+            });
+            t = Instant::now();
+            for i in 0..u64::from(ROUND_TRIPS) {
+                ping.put(i).expect("put");
+                assert_eq!(pong.get().expect("get"), i);
+            }
+        }
+        let elapsed = t.elapsed();
+        crate::wait(pid).expect("echo child");
+        elapsed / ROUND_TRIPS
+    });
+    let per_message = median(3, || {
+        let msg = [7u8; 64];
+        let t;
+        let pid;
+        if what.contains("Pipe") {
+            let (rx, tx) = Pipe::simplex_in(&arena, 64 << 10).expect("pipe");
+            pid = crate::fork(move || {
+                for _ in 0..MESSAGES {
+                    rx.recv::<[u8; 64]>().expect("recv");
+                }
+            });
+            t = Instant::now();
+            for _ in 0..MESSAGES {
+                tx.send(msg).expect("send");
+            }
+        } else {
+            let queue = Queue::<[u8; 64]>::with_capacity_in(&arena, 1024).expect("queue");
+            let q = queue.clone();
+            pid = crate::fork(move || {
+                for _ in 0..MESSAGES {
+                    q.get().expect("get");
+                }
+            });
+            t = Instant::now();
+            for _ in 0..MESSAGES {
+                queue.put(msg).expect("put");
+            }
+        }
+        crate::wait(pid).expect("reader child");
+        t.elapsed() / MESSAGES
+    });
+    Ok(Row {
+        what,
+        round_trip,
+        msgs_per_sec: 1.0 / per_message.as_secs_f64(),
+    })
+}
+
 pub fn run() -> crate::Result {
-    let rows = vec![measure_fd("pipe")?, measure_fd("socketpair")?];
+    let rows = vec![
+        measure_fd("pipe")?,
+        measure_fd("socketpair")?,
+        measure_shmproc("shmproc Pipe (default wait)")?,
+        measure_shmproc("shmproc Queue (default wait)")?,
+    ];
     print(&rows);
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! it shows, so the tour fails loudly if a primitive misbehaves.
 
 mod arena;
+mod channel;
 mod compare;
 mod process;
 mod sync;
@@ -19,6 +20,7 @@ fn main() -> Result {
     sync::run()?;
     value::run()?;
     process::run()?;
+    channel::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())
