@@ -120,14 +120,17 @@ fn one_child(child: impl FnOnce() + 'static, parent: impl FnOnce()) -> Duration 
     processes(vec![Box::new(child)], parent)
 }
 
-/// Spins on `f` until true; yields now and then so a descheduled peer can run.
+/// Spins on `f` until true; after 256 looks (several µs, far above a
+/// cache-line round trip) yields between looks, so that a peer preempted on
+/// an oversubscribed machine costs a yield, not a whole time slice of
+/// spinning (which made an earlier spin floor read milliseconds).
 #[inline]
 fn spin_until(mut f: impl FnMut() -> bool) {
     let mut n = 0u32;
     while !f() {
         std::hint::spin_loop();
-        n = n.wrapping_add(1);
-        if n % 4096 == 0 {
+        n = n.saturating_add(1);
+        if n > 256 {
             std::thread::yield_now();
         }
     }

@@ -133,8 +133,8 @@ fn four_by_four_million_each_no_loss_no_dup_fifo() {
         .map(|_| arena.alloc_value([0u64; 12]).unwrap())
         .collect();
     let mut children = Children::new();
-    for c in 0..CONSUMERS {
-        let (queue, arena, at) = (queue.clone(), arena.clone(), results[c]);
+    for &at in &results {
+        let (queue, arena) = (queue.clone(), arena.clone());
         children.fork(move || {
             let mut last = [u64::MAX; PRODUCERS as usize];
             let mut out = [0u64; 12];
