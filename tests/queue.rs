@@ -467,6 +467,27 @@ fn joinable_queue_task_done_and_join() {
     assert!(matches!(queue.task_done(), Err(Error::InvalidArgument(_))));
     queue.close();
     children.join_all_ok(LONG);
+
+    // A parked joiner is woken by the last task_done (and the wake does
+    // not disturb the count).
+    for strategy in [WaitStrategy::Park, WaitStrategy::DEFAULT] {
+        let queue = JoinableQueue::<u64>::new(4)
+            .unwrap()
+            .with_wait_strategy(strategy);
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        let q = queue.clone();
+        children.fork(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            for _ in 0..2 {
+                q.get().unwrap();
+                q.task_done().unwrap();
+            }
+        });
+        queue.join();
+        assert!(matches!(queue.task_done(), Err(Error::InvalidArgument(_))));
+        children.join_all_ok(LONG);
+    }
 }
 
 fn simple_queue_across_processes() {

@@ -615,6 +615,11 @@ impl<T: Message> JoinableQueue<T> {
         Ok(JoinableQueue(queue))
     }
 
+    /// This handle with another wait strategy (see [`WaitStrategy`]).
+    pub fn with_wait_strategy(self, strategy: WaitStrategy) -> Self {
+        JoinableQueue(self.0.with_wait_strategy(strategy))
+    }
+
     /// Marks one task taken with `get` as done.
     ///
     /// # Errors

@@ -64,10 +64,11 @@ pub struct MpmcHeader {
     not_full: AtomicU32,
     putters: AtomicU32,
     closed: AtomicU32,
-    /// JoinableQueue: tasks put and not yet `task_done` (futex word).
+    /// JoinableQueue: tasks put and not yet `task_done`.
     unfinished: AtomicU32,
     joiners: AtomicU32,
-    _reserved: AtomicU32,
+    /// The futex word `join` sleeps on (bumped by the wake when `unfinished` reaches 0).
+    join_word: AtomicU32,
     capacity: AtomicU64,
     stride: AtomicU64,
     max_message: AtomicU64,
@@ -147,7 +148,7 @@ impl MpmcHeader {
             closed: AtomicU32::new(0),
             unfinished: AtomicU32::new(0),
             joiners: AtomicU32::new(0),
-            _reserved: AtomicU32::new(0),
+            join_word: AtomicU32::new(0),
             capacity: AtomicU64::new(capacity),
             stride: AtomicU64::new(stride),
             max_message: AtomicU64::new(0),
@@ -168,7 +169,7 @@ impl MpmcHeader {
             &self.closed,
             &self.unfinished,
             &self.joiners,
-            &self._reserved,
+            &self.join_word,
         ] {
             word.store(0, Ordering::Relaxed);
         }
@@ -229,7 +230,7 @@ impl MpmcHeader {
         (
             &self.unfinished,
             Sleepers {
-                word: &self.unfinished,
+                word: &self.join_word,
                 count: &self.joiners,
             },
         )
