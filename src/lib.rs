@@ -29,6 +29,9 @@
 
 pub(crate) mod loom;
 
+#[cfg(not(loom))]
+mod codec;
+
 pub mod futex;
 
 #[cfg(not(loom))]
@@ -48,6 +51,15 @@ mod freelist;
 #[doc(hidden)]
 pub mod freelist;
 #[cfg(not(loom))]
+mod pool;
+/// Under loom the pool's slot state machine is exported for `tests/loom_pool.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod pool {
+    #[path = "../pool/slot.rs"]
+    pub mod slot;
+}
+#[cfg(not(loom))]
 mod process;
 #[cfg(not(loom))]
 mod sys;
@@ -60,7 +72,11 @@ pub mod fuzzing;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
+#[cfg(not(loom))]
+pub use codec::Message;
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use pool::{AsyncResult, IMap, IMapUnordered, MapResult, Pool, PoolBuilder, StarFn, fork_map};
 #[cfg(not(loom))]
 pub use process::{
     Process, ProcessInfo, Run, active_children, cpu_count, current_process, exit, parent_process,
