@@ -674,12 +674,23 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
     ) -> Result<MapResult<R>> {
+        self.check_open()?;
         let items = items.into_iter();
-        let items: Vec<A> = items.collect();
-        let chunksize = chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.shared.processes))
-            .max(1);
-        let chunks = Chunks::<R>::submit(&self.shared, trampoline, &items, chunksize, true)?;
+        let processes = self.shared.processes;
+        let chunks = match items.size_hint() {
+            // Fixed-size items of a known count go straight into shm.
+            (low, Some(high)) if low == high && A::FIXED_SIZE.is_some() => {
+                let chunksize = chunksize.unwrap_or_else(|| default_chunksize(low, processes));
+                Chunks::<R>::submit(&self.shared, trampoline, items, low, chunksize, true)?
+            }
+            _ => {
+                let items: Vec<A> = items.collect();
+                let len = items.len();
+                let chunksize = chunksize.unwrap_or_else(|| default_chunksize(len, processes));
+                let items = items.into_iter();
+                Chunks::<R>::submit(&self.shared, trampoline, items, len, chunksize, true)?
+            }
+        };
         Ok(MapResult::new(chunks))
     }
 

@@ -305,7 +305,8 @@ impl<R: Message> Chunks<R> {
     pub(crate) fn submit<A: Message>(
         shared: &Arc<Shared>,
         trampoline: Trampoline,
-        items: &[A],
+        mut items: impl Iterator<Item = A>,
+        len: usize,
         chunksize: usize,
         whole: bool,
     ) -> Result<Chunks<R>> {
@@ -317,43 +318,22 @@ impl<R: Message> Chunks<R> {
             blocks: Vec::new(),
             _result: PhantomData,
         };
-        let n = items.len() as u64;
+        let mut n = len as u64;
         let mut scratch = Vec::new();
-        // Fixed-size inputs: one array (inline when tiny and alone).
+        // Fixed-size inputs: one array (inline when tiny and alone), written
+        // straight from the iterator, chunk by chunk, each chunk queued as
+        // soon as it is written (the workers start while we copy the rest).
         let fixed_input = match A::FIXED_SIZE {
             Some(size) => {
-                let bytes = size as u64 * n;
+                let bytes = (size as u64).checked_mul(n).ok_or_else(|| {
+                    Error::InvalidArgument(format!("{n} items of {size} bytes overflow"))
+                })?;
                 if !whole && bytes <= INLINE as u64 {
-                    let mut inline = Vec::with_capacity(bytes as usize);
-                    for item in items {
-                        inline.extend_from_slice(bytes_of(item, &mut scratch)?);
-                    }
-                    Some((0, bytes, Some(inline)))
+                    Some((0, bytes, None))
                 } else {
                     let block = core.arena.alloc(bytes as usize, 16)?.raw();
                     chunks.blocks.push(block);
-                    let base = core.arena.check_range(block, bytes, 1)?;
-                    let mut at = 0usize;
-                    for item in items {
-                        let item = bytes_of(item, &mut scratch)?;
-                        if item.len() != size {
-                            return Err(Error::Codec(format!(
-                                "a fixed-size argument encoded to {} bytes, not {size}",
-                                item.len()
-                            )));
-                        }
-                        // SAFETY: at + size <= bytes (n items of `size`), the
-                        // block is checked and fresh (no other reader yet).
-                        unsafe {
-                            core::ptr::copy_nonoverlapping(
-                                item.as_ptr(),
-                                base.as_ptr().add(at),
-                                size,
-                            )
-                        };
-                        at += size;
-                    }
-                    Some((block, bytes, None))
+                    Some((block, bytes, Some(core.arena.check_range(block, bytes, 1)?)))
                 }
             }
             None => None,
@@ -375,10 +355,47 @@ impl<R: Message> Chunks<R> {
             None => (0, 0),
         };
         let mut frames = Vec::new();
-        let mut unsent = 0usize;
-        for (i, part) in items.chunks(chunksize).enumerate() {
-            let start = (i * chunksize) as u64;
-            let count = part.len() as u64;
+        let chunksize = chunksize.max(1) as u64;
+        let mut start = 0u64;
+        while start < n {
+            let mut count = chunksize.min(n - start);
+            if let (Some(size), Some((_, _, base))) = (A::FIXED_SIZE, &fixed_input) {
+                frames.clear();
+                let mut at = start as usize * size;
+                let mut written = 0u64;
+                for item in items.by_ref().take(count as usize) {
+                    let item = bytes_of(&item, &mut scratch)?;
+                    if item.len() != size {
+                        return Err(Error::Codec(format!(
+                            "a fixed-size argument encoded to {} bytes, not {size}",
+                            item.len()
+                        )));
+                    }
+                    match base {
+                        // SAFETY: at + size <= bytes: `at` counts at most n
+                        // items of `size` from 0; the block is checked, and
+                        // no worker reads this chunk before it is queued.
+                        Some(base) => unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                item.as_ptr(),
+                                base.as_ptr().add(at),
+                                size,
+                            )
+                        },
+                        None => frames.extend_from_slice(item),
+                    }
+                    at += size;
+                    written += 1;
+                }
+                if written < count {
+                    // The iterator ended early (its size hint lied).
+                    count = written;
+                    n = start + written;
+                    if count == 0 {
+                        break;
+                    }
+                }
+            }
             let mut spec = TaskSpec {
                 trampoline,
                 inline_input: None,
@@ -390,15 +407,18 @@ impl<R: Message> Chunks<R> {
                 count,
             };
             match &fixed_input {
-                Some((block, bytes, inline)) => {
+                Some((block, bytes, base)) => {
                     spec.input = *block;
                     spec.input_len = *bytes;
-                    spec.inline_input = inline.as_deref();
+                    if base.is_none() {
+                        spec.input_len = frames.len() as u64;
+                        spec.inline_input = Some(&frames);
+                    }
                 }
                 None => {
                     frames.clear();
-                    for item in part {
-                        put_frame(item, &mut frames)?;
+                    for item in items.by_ref().take(count as usize) {
+                        put_frame(&item, &mut frames)?;
                     }
                     if frames.len() <= INLINE {
                         spec.inline_input = Some(&frames);
@@ -422,7 +442,7 @@ impl<R: Message> Chunks<R> {
             let state = loop {
                 match shared.try_submit(&spec) {
                     Ok(Some(slot)) => {
-                        unsent += 1;
+                        shared.wake_workers(1);
                         break ChunkState::Pending {
                             slot,
                             placed: output,
@@ -431,8 +451,6 @@ impl<R: Message> Chunks<R> {
                     Ok(None) => {
                         // No slot free: let the workers go, collect what
                         // ended (our own chunks included), then wait.
-                        shared.wake_workers(unsent.max(1));
-                        unsent = 0;
                         if chunks.harvest() == 0 {
                             shared.wait_for_any(None, || false)?;
                         }
@@ -454,8 +472,8 @@ impl<R: Message> Chunks<R> {
                 count,
                 state,
             });
+            start += count;
         }
-        shared.wake_workers(unsent);
         Ok(chunks)
     }
 
@@ -523,17 +541,25 @@ impl<R: Message> Chunks<R> {
         Ok(())
     }
 
-    /// Decodes every result, in order; the first failed chunk's error otherwise.
-    fn decode_all(&self) -> Result<Vec<R>> {
-        let mut results = Vec::new();
-        for chunk in &self.chunks {
-            self.decode_chunk(chunk, &mut |r| results.push(r))?;
+    /// Waits for each chunk in turn and decodes its results, so decoding
+    /// overlaps the workers' later chunks; the first failed chunk's error
+    /// otherwise.
+    fn collect(&mut self, deadline: Option<Instant>) -> Result<Vec<R>> {
+        let shared = Arc::clone(&self.shared);
+        let total = self.chunks.iter().map(|c| c.count).sum::<u64>();
+        let mut results = Vec::with_capacity(total as usize);
+        for i in 0..self.chunks.len() {
+            if let ChunkState::Pending { slot, .. } = self.chunks[i].state {
+                shared.wait_until(deadline, || slot::is_final(state_of(&shared.core, slot)))?;
+                self.harvest();
+            }
+            self.decode_chunk(&self.chunks[i], |r| results.push(r))?;
         }
         Ok(results)
     }
 
     /// Decodes one ended chunk's results into `out`.
-    fn decode_chunk(&self, chunk: &Chunk, out: &mut dyn FnMut(R)) -> Result<()> {
+    fn decode_chunk(&self, chunk: &Chunk, mut out: impl FnMut(R)) -> Result<()> {
         let core = &self.shared.core;
         let out_bytes: &[u8] = match &chunk.state {
             ChunkState::Failed(failure) | ChunkState::Unsent(failure) => {
@@ -689,9 +715,7 @@ impl<R: Message> MapResult<R> {
     /// # Errors
     /// The first failed chunk's error (see [`AsyncResult::get`]).
     pub fn get(&self) -> Result<Vec<R>> {
-        let mut chunks = self.lock();
-        chunks.wait_all(None)?;
-        chunks.decode_all()
+        self.lock().collect(None)
     }
 
     /// [`get`](MapResult::get), waiting at most `timeout`.
@@ -700,8 +724,9 @@ impl<R: Message> MapResult<R> {
     /// [`Error::Timeout`]; otherwise as [`get`](MapResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<R>> {
         let mut chunks = self.lock();
-        chunks.wait_all(deadline_after(timeout))?;
-        chunks.decode_all()
+        let deadline = deadline_after(timeout);
+        chunks.wait_all(deadline)?;
+        chunks.collect(deadline)
     }
 }
 
@@ -767,8 +792,15 @@ impl<'a, A: Message, R: Message> IMap<'a, A, R> {
             if items.len() < self.chunksize {
                 self.exhausted = true;
             }
-            let chunks =
-                Chunks::<R>::submit(&self.shared, self.trampoline, &items, items.len(), false)?;
+            let len = items.len();
+            let chunks = Chunks::<R>::submit(
+                &self.shared,
+                self.trampoline,
+                items.into_iter(),
+                len,
+                len,
+                false,
+            )?;
             self.window.push_back(chunks);
         }
         Ok(())
@@ -806,7 +838,7 @@ impl<'a, A: Message, R: Message> IMap<'a, A, R> {
             chunks.harvest();
             let mut ready = VecDeque::new();
             for chunk in &chunks.chunks {
-                if let Err(error) = chunks.decode_chunk(chunk, &mut |r| ready.push_back(Ok(r))) {
+                if let Err(error) = chunks.decode_chunk(chunk, |r| ready.push_back(Ok(r))) {
                     ready.push_back(Err(error));
                 }
             }
