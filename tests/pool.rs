@@ -166,7 +166,7 @@ fn imap_streams() {
 fn kill_self_at_500(i: u32) -> u32 {
     if i == 500 {
         // SAFETY: kill(2) on our own pid touches no memory.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unsafe { libc::kill(std::process::id() as i32, libc::SIGKILL) };
     }
     i + 1
 }
@@ -306,7 +306,7 @@ static LOCAL_INITS: AtomicU32 = AtomicU32::new(0);
 fn init_count(i: u32) -> (u32, i32) {
     if i == 7 {
         // SAFETY: kill(2) on our own pid touches no memory.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unsafe { libc::kill(std::process::id() as i32, libc::SIGKILL) };
     }
     (
         LOCAL_INITS.load(Ordering::SeqCst),

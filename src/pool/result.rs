@@ -375,13 +375,12 @@ impl<R: Message> Chunks<R> {
                         // SAFETY: at + size <= bytes: `at` counts at most n
                         // items of `size` from 0; the block is checked, and
                         // no worker reads this chunk before it is queued.
-                        Some(base) => unsafe {
-                            core::ptr::copy_nonoverlapping(
-                                item.as_ptr(),
-                                base.as_ptr().add(at),
-                                size,
-                            )
-                        },
+                        Some(base) => {
+                            // SAFETY: as below, `at` is inside the block.
+                            let to = unsafe { base.as_ptr().add(at) };
+                            // SAFETY: to + size <= block end (see above).
+                            unsafe { core::ptr::copy_nonoverlapping(item.as_ptr(), to, size) }
+                        }
                         None => frames.extend_from_slice(item),
                     }
                     at += size;
@@ -585,11 +584,11 @@ impl<R: Message> Chunks<R> {
                 }
                 // SAFETY: inside the checked array; every chunk writing it
                 // has ended, so nobody writes these bytes now.
-                unsafe {
-                    core::slice::from_raw_parts(
-                        base.as_ptr().add(begin as usize),
-                        (end - begin) as usize,
-                    )
+                {
+                    // SAFETY: begin <= end <= the checked array's length.
+                    let from = unsafe { base.as_ptr().add(begin as usize) };
+                    // SAFETY: as above, in bounds; no writer any more.
+                    unsafe { core::slice::from_raw_parts(from, (end - begin) as usize) }
                 }
             }
             ChunkState::Done(Out::Bytes(bytes)) => bytes,

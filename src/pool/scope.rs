@@ -104,13 +104,9 @@ where
                             // SAFETY: (begin + i + 1) * size <= n * size =
                             // array_bytes (checked range); each chunk's items
                             // are written by one process only.
-                            unsafe {
-                                core::ptr::copy_nonoverlapping(
-                                    bytes.as_ptr(),
-                                    base.as_ptr().add((begin + i) * size),
-                                    size,
-                                )
-                            };
+                            let to = unsafe { base.as_ptr().add((begin + i) * size) };
+                            // SAFETY: as above: `size` bytes at `to` are ours.
+                            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to, size) };
                         }
                         Ok(None)
                     }
@@ -200,9 +196,10 @@ where
                     let base = arena.check_range(array, array_bytes as u64, 1)?;
                     let begin = chunk * chunksize * size;
                     // SAFETY: inside the checked array; children are reaped.
-                    let items = unsafe {
-                        core::slice::from_raw_parts(base.as_ptr().add(begin), count * size)
-                    };
+                    let from = unsafe { base.as_ptr().add(begin) };
+                    // SAFETY: begin + count * size <= array_bytes (checked);
+                    // every child has been reaped.
+                    let items = unsafe { core::slice::from_raw_parts(from, count * size) };
                     if size == 0 {
                         for _ in 0..count {
                             results.push(R::decode(&[])?);

@@ -125,7 +125,9 @@ impl<T: ShmState> ShmSlice<T> {
         // the arena (resolve_slice_ptr), aligned for T; T: ShmState is valid
         // for any bytes and shared mutation goes through its atomics. The
         // arena outlives every `Core` that holds this slice.
-        Ok(unsafe { self.ptr.add(index as usize).as_ref() })
+        let ptr = unsafe { self.ptr.add(index as usize) };
+        // SAFETY: as above: in bounds, aligned, ShmState, arena alive.
+        Ok(unsafe { ptr.as_ref() })
     }
 
     pub(crate) fn len(&self) -> usize {

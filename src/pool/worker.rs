@@ -251,9 +251,9 @@ pub(crate) unsafe fn map_task<A: Message, R: Message, K: Invoke<A, R>>(
                 // SAFETY: at + size <= end <= out_len, and `base .. base +
                 // out_len` was checked to lie in the arena; this chunk's
                 // items are written by this worker only.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.as_ptr().add(at), size)
-                };
+                let to = unsafe { base.as_ptr().add(at) };
+                // SAFETY: as above: `size` bytes at `to` are this chunk's.
+                unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to, size) };
                 at += size;
                 Ok(())
             })
