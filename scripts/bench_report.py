@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -44,7 +45,8 @@ COLOURS = {"floor": "#7f7f7f", "alt": "#e3882f", "shmproc": "#2f6fb3", "other": 
 class Bench:
     """One criterion benchmark: its ids, median (ns) and throughput."""
 
-    def __init__(self, group, function, value, median_ns, throughput):
+    def __init__(self, group, function, value, median_ns, throughput, measured=None):
+        self.measured = measured  # when criterion wrote the estimate (epoch seconds)
         self.group = group
         self.function = function or ""
         self.value = value
@@ -90,12 +92,26 @@ def load(criterion_dir):
         if meta.get("throughput"):
             ((kind, amount),) = meta["throughput"].items()
             throughput = (kind, amount)
+        measured = os.path.getmtime(os.path.join(root, "estimates.json"))
         benches.append(
             Bench(meta["group_id"], meta.get("function_id"), meta.get("value_str"),
-                  float(median), throughput))
-    benches.sort(key=lambda b: (b.group, KINDS.index(b.kind) if b.kind in KINDS else 3,
-                                b.name))
+                  float(median), throughput, measured))
+    benches.sort(key=sort_key)
     return benches
+
+
+def natural(text):
+    """A key that orders "64" < "4096" < "1048576" (numbers by value)."""
+    if text is None:
+        return ()
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def sort_key(b):
+    """Group, then parameter (numerically), then floor, alt, ours, then name."""
+    kind = KINDS.index(b.kind) if b.kind in KINDS else len(KINDS)
+    return (b.group, natural(b.value), kind, b.function)
 
 
 def groups(benches):
@@ -174,6 +190,8 @@ def format_throughput(bench):
 def format_ratio(r):
     if r is None:
         return "—"
+    if r < 0.1:
+        return "%.2g×" % r
     return "%.2f×" % r if r < 100 else "%.0f×" % r
 
 
@@ -210,8 +228,13 @@ def run(command):
         return ""
 
 
-def machine():
-    """{field: value} describing where the figures were taken."""
+def utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC")
+
+
+def machine(benches=()):
+    """{field: value} describing where and when the figures were taken."""
     lscpu = run(["lscpu"])
     model = ""
     for line in lscpu.splitlines():
@@ -228,13 +251,16 @@ def machine():
     load = ""
     if hasattr(os, "getloadavg"):
         load = "%.2f %.2f %.2f" % os.getloadavg()
+    measured = [b.measured for b in benches if b.measured is not None]
     return {
+        "measured": ("%s to %s" % (utc(min(measured)), utc(max(measured)))
+                     if measured else "unknown"),
         "CPU": model or "unknown",
         "cores (online)": str(os.cpu_count() or "unknown"),
         "kernel": "%s %s" % (platform.system(), platform.release()),
         "rustc": rustc or "unknown",
         "load average when the report was written": load or "unknown",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date (report written)": utc(datetime.datetime.now(datetime.timezone.utc).timestamp()),
     }
 
 
@@ -373,7 +399,7 @@ def main(argv=None):
     with open(args.svg, "w") as f:
         f.write(svg(benches))
     svg_rel = os.path.relpath(args.svg, os.path.dirname(os.path.abspath(args.doc)))
-    section = generated_section(benches, args.command, machine(), svg_rel)
+    section = generated_section(benches, args.command, machine(benches), svg_rel)
     document = ""
     if os.path.exists(args.doc):
         with open(args.doc) as f:

@@ -126,7 +126,7 @@ class TestTables(Fixture):
         ours = self.row(doc, "shmproc_pipe")
         self.assertEqual(ours[1:], ["shmproc", "400 ns", "2.00×", "0.05×"])
         floor = self.row(doc, "floor_spin_cache_line")
-        self.assertEqual(floor[2:], ["200 ns", "1.00×", "0.03×"])
+        self.assertEqual(floor[2:], ["200 ns", "1.00×", "0.025×"])
         alt = self.row(doc, "alt_pipe")
         self.assertEqual(alt[2:], ["8 µs", "40.00×", "1.00×"])
 
@@ -145,8 +145,21 @@ class TestTables(Fixture):
     def test_machine_and_command(self):
         doc, _ = self.report()
         self.assertIn("Command: `scripts/bench_all.sh`", doc)
-        for field in ("| CPU |", "| kernel |", "| rustc |", "| date |", "| cores (online) |"):
+        for field in ("| CPU |", "| kernel |", "| rustc |", "| date (report written) |",
+                      "| cores (online) |", "| measured |"):
             self.assertIn(field, doc)
+
+    def test_rows_ordered_by_parameter_then_kind(self):
+        doc, _ = self.report()
+        order = [line.split("|")[1].strip() for line in doc.splitlines()
+                 if "arena/" in line or "floor_global/" in line]
+        self.assertEqual(order, ["`floor_global/64`", "`shmproc_arena/64`",
+                                 "`floor_global/4096`", "`shmproc_arena/4096`"])
+
+    def test_small_ratios_keep_their_digits(self):
+        self.assertEqual(bench_report.format_ratio(0.0012), "0.0012×")
+        self.assertEqual(bench_report.format_ratio(0.5), "0.50×")
+        self.assertEqual(bench_report.format_ratio(1234.0), "1234×")
 
     def test_hand_written_text_survives_reruns(self):
         first, _ = self.report()
@@ -160,7 +173,8 @@ class TestTables(Fixture):
         self.assertLess(second.index("Hand-written intro."), second.index(bench_report.BEGIN))
         self.assertGreater(second.index("Hand-written notes."), second.index(bench_report.END))
         # Apart from the date line, a rerun on the same data is identical.
-        strip = lambda d: [l for l in d.splitlines() if not l.startswith(("| date", "| load"))]
+        strip = lambda d: [l for l in d.splitlines()
+                           if not l.startswith(("| date", "| load", "| measured"))]
         self.assertEqual(strip(first), strip(second))
 
     def test_markers_appended_when_missing(self):
