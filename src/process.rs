@@ -421,6 +421,29 @@ impl Global {
         self.me.as_ref().is_some_and(|me| me.daemon)
     }
 
+    /// [`thread_count`](Self::thread_count), re-read for up to
+    /// [`THREAD_EXIT_GRACE`] while it says more than one.
+    ///
+    /// A thread that `join` (or the end of `std::thread::scope`) has just
+    /// waited for is still counted for a moment: the joiner is woken from the
+    /// exiting thread's `CLONE_CHILD_CLEARTID` futex wake, before the kernel
+    /// removes the thread from the thread group. Without the re-read a
+    /// `start` right after a scope could be refused for threads that are
+    /// already gone. Bounded: a process that really runs threads gets its
+    /// count after the grace period.
+    fn settled_thread_count(&mut self) -> Option<usize> {
+        let deadline = Instant::now() + THREAD_EXIT_GRACE;
+        let mut pause = Duration::from_micros(10);
+        loop {
+            let threads = self.thread_count()?;
+            if threads <= 1 || Instant::now() >= deadline {
+                return Some(threads);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
     /// The number of threads this process runs (`num_threads` in
     /// `/proc/self/stat`), or `None` if /proc cannot tell.
     fn thread_count(&mut self) -> Option<usize> {
@@ -450,6 +473,11 @@ impl Global {
         rest.split_ascii_whitespace().nth(17)?.parse().ok()
     }
 }
+
+/// How long `start` keeps re-reading the thread count before it refuses with
+/// [`Error::ThreadedFork`]: threads that were just joined take a moment to
+/// leave the kernel's count (see `Global::settled_thread_count`).
+const THREAD_EXIT_GRACE: Duration = Duration::from_millis(20);
 
 static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
 
@@ -613,7 +641,7 @@ pub(crate) fn fork_child<F: FnOnce()>(
     let mut guard = global();
     let state = guard.get();
     if !options.allow_threads && !never_threaded() {
-        if let Some(threads) = state.thread_count().filter(|&n| n > 1) {
+        if let Some(threads) = state.settled_thread_count().filter(|&n| n > 1) {
             return Err(Error::ThreadedFork { threads });
         }
     }
@@ -852,6 +880,11 @@ impl Process {
     /// this process runs more than one thread (see
     /// [`allow_threads`](Process::allow_threads)); [`Error::Os`] if `fork`
     /// fails (too many processes, no memory).
+    ///
+    /// Threads that were joined do not count: right after a join (or the end
+    /// of a `std::thread::scope`) the kernel may still count an exiting
+    /// thread for a moment, and `start` re-reads the count for up to 20 ms
+    /// before it refuses.
     pub fn start(&mut self) -> Result<()> {
         if self.child.is_some() {
             return Err(Error::AlreadyStarted);
@@ -1029,6 +1062,26 @@ enum Kind {
 /// What [`current_process`], [`parent_process`] and [`active_children`]
 /// return: a process's name and pid, and for children the means to wait for
 /// and signal them.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Process, active_children, current_process};
+///
+/// assert_eq!(current_process().name(), "MainProcess");
+/// let mut p = Process::new(|| {
+///     // In the child: its own name and pid.
+///     assert_eq!(current_process().name(), "worker");
+///     assert_eq!(current_process().pid(), std::process::id() as i32);
+/// })
+/// .name("worker");
+/// p.start()?;
+/// for child in active_children() {
+///     println!("{} {} alive={}", child.name(), child.pid(), child.is_alive());
+/// }
+/// assert_eq!(p.join()?, 0); // the child's asserts held
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ProcessInfo {
     name: String,
