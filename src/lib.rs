@@ -6,6 +6,13 @@
 //! messages are written and read in place, and waiting is done on futexes in
 //! that memory. No pickling, no pipes, no server process on the hot path.
 //!
+//! Coming from Python? `docs/guide.md` maps every `multiprocessing` name to
+//! ours and lists the safety rules (threads before fork, named segments,
+//! owner death). The main types: [`Process`], [`Arena`], [`Lock`], [`RLock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`],
+//! [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`AtomicValue`], and
+//! [`Error`].
+//!
 //! The layers, bottom up (see `docs/ARCHITECTURE.md`):
 //! `arena` (segments, header, allocator, offsets, names) → `futex` → `sync`
 //! → `value` → `ring` → `channel` → `process` → `pool`.

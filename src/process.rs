@@ -6,52 +6,9 @@
 //! keeps a handle with a pidfd to join, poll, and signal the child without
 //! races against pid reuse.
 //!
-//! # What the child does
-//!
-//! 1. Before the fork the parent flushes Rust's `stdout`/`stderr` and C's
-//!    stdio buffers, so nothing buffered is printed twice.
-//! 2. A daemon child asks the kernel to `SIGKILL` it when its parent dies
-//!    (`prctl(PR_SET_PDEATHSIG)`), then checks that its parent is still the
-//!    process that forked it (if the parent died before the `prctl`, the child
-//!    kills itself the same way).
-//! 3. The closure runs under `catch_unwind`. Its exit code is 0 when it
-//!    returns, 1 when it panics (the panic hook prints the message on stderr,
-//!    as usual), and `code` when it calls [`exit`]`(code)`.
-//! 4. The child flushes stdio and calls `_exit`: the parent's destructors
-//!    (whose copies are on the child's stack) and `atexit` handlers never run
-//!    twice.
-//!
-//! # Fork and threads
-//!
-//! After `fork` the child has one thread: the one that called fork. A lock
-//! that another thread of the parent held at that instant (the allocator's,
-//! `stdout`'s, a `Mutex` of yours) stays locked forever in the child, and the
-//! child deadlocks when it touches it. So [`Process::start`] refuses to fork
-//! from a process that runs more than one thread ([`Error::ThreadedFork`]);
-//! start your processes before you spawn threads. If you know the child only
-//! touches state no other thread can hold, opt in with the `unsafe`
-//! [`Process::allow_threads`].
-//!
-//! # Zombies
-//!
-//! A finished child stays a zombie until its parent collects its exit status.
-//! shmproc collects it in [`Process::join`], [`Process::join_timeout`],
-//! [`Process::is_alive`] and [`Process::exitcode`]; dropping an un-joined
-//! non-daemon [`Process`] joins it (blocking until it ends, as Python does
-//! for non-daemon children at exit); daemon handles that were dropped are
-//! collected by the next [`Process::start`] or [`active_children`] call.
-//!
-//! # Examples
-//!
-//! ```
-//! use shmproc::Process;
-//! let mut p = Process::new(|| println!("hello from a child")).name("greeter");
-//! assert_eq!(p.pid(), None);
-//! p.start()?;
-//! assert_eq!(p.join()?, 0);
-//! assert_eq!(p.exitcode(), Some(0));
-//! # Ok::<(), shmproc::Error>(())
-//! ```
+//! The user-facing documentation (what the child does, fork and threads,
+//! zombies) is on [`Process`], which the crate root re-exports (this module
+//! is private, so rustdoc shows only what is there).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -768,12 +725,47 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
 ///
 /// Configure it builder-style with [`name`](Process::name) and
 /// [`daemon`](Process::daemon), [`start`](Process::start) it once, then
-/// [`join`](Process::join) it. See the [module docs](self) for what the child
-/// does, why a threaded process may not fork, and how zombies are avoided.
+/// [`join`](Process::join) it. The sections below say what the child does,
+/// why a threaded process may not fork, and how zombies are avoided.
 ///
 /// Exit codes follow Python: `None` while running, `Some(0)` after the body
 /// returned, `Some(1)` after it panicked, `Some(code)` after
 /// [`exit`]`(code)`, `Some(-N)` after signal N killed it.
+///
+/// # What the child does
+///
+/// 1. Before the fork the parent flushes Rust's `stdout`/`stderr` and C's
+///    stdio buffers, so nothing buffered is printed twice.
+/// 2. A daemon child asks the kernel to `SIGKILL` it when its parent dies
+///    (`prctl(PR_SET_PDEATHSIG)`), then checks that its parent is still the
+///    process that forked it (if the parent died before the `prctl`, the child
+///    kills itself the same way).
+/// 3. The closure runs under `catch_unwind`. Its exit code is 0 when it
+///    returns, 1 when it panics (the panic hook prints the message on stderr,
+///    as usual), and `code` when it calls [`exit`]`(code)`.
+/// 4. The child flushes stdio and calls `_exit`: the parent's destructors
+///    (whose copies are on the child's stack) and `atexit` handlers never run
+///    twice.
+///
+/// # Fork and threads
+///
+/// After `fork` the child has one thread: the one that called fork. A lock
+/// that another thread of the parent held at that instant (the allocator's,
+/// `stdout`'s, a `Mutex` of yours) stays locked forever in the child, and the
+/// child deadlocks when it touches it. So [`Process::start`] refuses to fork
+/// from a process that runs more than one thread ([`Error::ThreadedFork`]);
+/// start your processes before you spawn threads. If you know the child only
+/// touches state no other thread can hold, opt in with the `unsafe`
+/// [`Process::allow_threads`].
+///
+/// # Zombies
+///
+/// A finished child stays a zombie until its parent collects its exit status.
+/// shmproc collects it in [`Process::join`], [`Process::join_timeout`],
+/// [`Process::is_alive`] and [`Process::exitcode`]; dropping an un-joined
+/// non-daemon [`Process`] joins it (blocking until it ends, as Python does
+/// for non-daemon children at exit); daemon handles that were dropped are
+/// collected by the next [`Process::start`] or [`active_children`] call.
 ///
 /// # Dropping
 ///
