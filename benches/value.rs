@@ -132,7 +132,9 @@ fn increments(c: &mut Criterion) {
     let atomic = AtomicValue::new_in(&arena, 0u64).expect("atomic");
 
     let mut alone = c.benchmark_group("increment_alone");
-    alone.bench_function("shmproc_value_lock", |b| b.iter(|| *value.lock().unwrap() += 1));
+    alone.bench_function("shmproc_value_lock", |b| {
+        b.iter(|| *value.lock().unwrap() += 1)
+    });
     alone.bench_function("shmproc_atomic_value_fetch_add", |b| {
         b.iter(|| atomic.fetch_add(1, Ordering::Relaxed))
     });

@@ -44,7 +44,9 @@ impl Run for ClockProcess {
     /// Runs in the child, once `start` has forked it.
     fn run(self) {
         for _ in 0..self.ticks {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             println!(
                 "[{} pid {}] The time is {}.{:03}",
                 current_process().name(),

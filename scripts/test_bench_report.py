@@ -4,6 +4,8 @@
     python3 scripts/test_bench_report.py
 """
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -83,8 +85,9 @@ class Fixture(unittest.TestCase):
         self.tmp.cleanup()
 
     def report(self):
-        code = bench_report.main(["--criterion", self.root, "--doc", self.doc,
-                                  "--svg", self.svg, "--command", "scripts/bench_all.sh"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = bench_report.main(["--criterion", self.root, "--doc", self.doc,
+                                      "--svg", self.svg, "--command", "scripts/bench_all.sh"])
         self.assertEqual(code, 0)
         with open(self.doc) as f:
             doc = f.read()
@@ -225,7 +228,8 @@ class TestSvg(Fixture):
 
     def test_empty_tree_still_writes_valid_files(self):
         empty = os.path.join(self.tmp.name, "nothing")
-        bench_report.main(["--criterion", empty, "--doc", self.doc, "--svg", self.svg])
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            bench_report.main(["--criterion", empty, "--doc", self.doc, "--svg", self.svg])
         with open(self.svg) as f:
             self.assertEqual(self.bars(f.read()), [])
         with open(self.doc) as f:
