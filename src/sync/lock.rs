@@ -460,6 +460,25 @@ mod handle {
     /// assert!(lock.try_acquire().is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Across processes: a child holds the lock until the parent lets it go.
+    /// ```
+    /// use shmproc::{Event, Lock, Process};
+    /// let (lock, held, go) = (Lock::new()?, Event::new()?, Event::new()?);
+    /// let (child_lock, child_held, child_go) = (lock.clone(), held.clone(), go.clone());
+    /// let mut child = Process::new(move || {
+    ///     let _guard = child_lock.acquire().unwrap();
+    ///     child_held.set();
+    ///     child_go.wait(); // released when `_guard` drops
+    /// });
+    /// child.start()?;
+    /// held.wait();
+    /// assert!(lock.try_acquire().is_none(), "the child holds it");
+    /// go.set();
+    /// let _guard = lock.acquire()?; // waits for the child's release
+    /// assert_eq!(child.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     #[derive(Clone)]
     pub struct Lock {
         shared: Arc<Shared<RawLock>>,
