@@ -155,6 +155,12 @@ fn roundtrips(c: &mut Criterion) {
     group.bench_function("floor_spin_cache_line", |b| {
         let turn = word(page, 0);
         b.iter_custom(|iters| {
+            // The counter reaches 2 * iters: it must not wrap, or a round
+            // trip would be skipped and the time divided by too many.
+            assert!(
+                iters < u64::from(u32::MAX / 2),
+                "{iters} round trips overflow the counter"
+            );
             turn.store(0, Ordering::SeqCst);
             cross_process(
                 iters,
