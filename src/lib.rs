@@ -36,6 +36,8 @@
 
 pub(crate) mod loom;
 
+pub mod codec;
+
 pub mod futex;
 
 #[cfg(not(loom))]
@@ -67,6 +69,9 @@ pub mod fuzzing;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
+#[cfg(feature = "serde")]
+pub use codec::Encoded;
+pub use codec::Message;
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use process::{
