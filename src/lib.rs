@@ -10,7 +10,8 @@
 //! ours and lists the safety rules (threads before fork, named segments,
 //! owner death). The main types: [`Process`], [`Arena`], [`Lock`], [`RLock`],
 //! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`],
-//! [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`AtomicValue`], and
+//! [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`AtomicValue`], what
+//! travels through channels ([`Message`]), and
 //! [`Error`].
 //!
 //! The layers, bottom up (see `docs/ARCHITECTURE.md`):
