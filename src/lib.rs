@@ -6,6 +6,14 @@
 //! messages are written and read in place, and waiting is done on futexes in
 //! that memory. No pickling, no pipes, no server process on the hot path.
 //!
+//! Coming from Python? `docs/guide.md` maps every `multiprocessing` name to
+//! ours and lists the safety rules (threads before fork, named segments,
+//! owner death). The main types: [`Process`], [`Arena`], [`Lock`], [`RLock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`],
+//! [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`AtomicValue`], what
+//! travels through channels ([`Message`]), and
+//! [`Error`].
+//!
 //! The layers, bottom up (see `docs/ARCHITECTURE.md`):
 //! `arena` (segments, header, allocator, offsets, names) → `futex` → `sync`
 //! → `value` → `ring` → `channel` → `process` → `pool`.
@@ -29,8 +37,7 @@
 
 pub(crate) mod loom;
 
-#[cfg(not(loom))]
-mod codec;
+pub mod codec;
 
 pub mod futex;
 
@@ -72,7 +79,8 @@ pub mod fuzzing;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, Offset, Publish, Segment};
-#[cfg(not(loom))]
+#[cfg(feature = "serde")]
+pub use codec::Encoded;
 pub use codec::Message;
 pub use error::{Error, Result};
 #[cfg(not(loom))]

@@ -22,3 +22,9 @@ fn arena_open_corpus() {
     let n = replay("arena_open", shmproc::fuzzing::arena_open);
     assert!(n >= 3, "the arena_open corpus has its seed files");
 }
+
+#[test]
+fn codec_decode_corpus() {
+    let n = replay("codec_decode", shmproc::codec::fuzz_decode);
+    assert!(n >= 3, "the codec_decode corpus has its seed files");
+}
