@@ -7,6 +7,7 @@
 
 mod arena;
 mod compare;
+mod pool;
 mod process;
 mod sync;
 mod value;
@@ -19,6 +20,7 @@ fn main() -> Result {
     sync::run()?;
     value::run()?;
     process::run()?;
+    pool::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())
