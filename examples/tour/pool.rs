@@ -20,6 +20,11 @@ fn fragile(i: u32) -> u32 {
     i * 10
 }
 
+fn nap(i: u32) -> u32 {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    i
+}
+
 pub fn run() -> crate::Result {
     println!("== pool");
     let pool = Pool::new(2)?;
@@ -76,6 +81,20 @@ pub fn run() -> crate::Result {
     pool.close();
     pool.join()?;
     println!("  close + join: every pool process reaped");
+
+    let pool = Pool::new(2)?;
+    let pending = pool.map_async_chunksize(nap, 0..1000u32, Some(1))?;
+    while pool.worker_pids().is_empty() {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let t = Instant::now();
+    pool.terminate()?;
+    println!(
+        "  terminate during a map of 1,000 naps: {:.2?}, then get() = {:?}",
+        t.elapsed(),
+        pending.get().err()
+    );
 
     let table: Vec<u64> = (0..1_000_000).collect();
     let sums = shmproc::fork_map(2, &[0usize, 500_000, 999_999], |&i| table[i] * 2)?;

@@ -194,6 +194,16 @@ impl PoolBuilder {
 /// process; call [`close`](Pool::close) and [`join`](Pool::join) first to
 /// let queued tasks finish.
 ///
+/// A closure that captures something is refused at compile time (its data
+/// would not exist in the worker):
+///
+/// ```compile_fail
+/// let pool = shmproc::Pool::new(2)?;
+/// let k = 3u64;
+/// pool.map(move |x: u64| x * k, 0..10u64)?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
 /// # Examples
 /// ```
 /// use shmproc::Pool;
