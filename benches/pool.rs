@@ -132,6 +132,15 @@ fn benches(c: &mut Criterion) {
     group.bench_function("shmproc_map", |b| {
         b.iter(|| black_box(pool.map(trivial, input.iter().copied()).unwrap()))
     });
+    // The zero-copy form: input and results live in shared memory already.
+    let shared_input = shmproc::RawArray::from_slice(&input).unwrap();
+    let shared_output = shmproc::RawArray::<u64>::zeroed(N as usize).unwrap();
+    group.bench_function("shmproc_map_array_into", |b| {
+        b.iter(|| {
+            pool.map_array_into(trivial, &shared_input, &shared_output, None)
+                .unwrap()
+        })
+    });
     let rayon = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -140,6 +149,17 @@ fn benches(c: &mut Criterion) {
         use rayon::prelude::*;
         b.iter(|| {
             rayon.install(|| black_box(input.par_iter().map(|&x| trivial(x)).collect::<Vec<u64>>()))
+        })
+    });
+    let mut out = vec![0u64; N as usize];
+    group.bench_function("alt_rayon_into", |b| {
+        use rayon::prelude::*;
+        b.iter(|| {
+            rayon.install(|| {
+                out.par_iter_mut()
+                    .zip(input.par_iter())
+                    .for_each(|(o, &x)| *o = trivial(x))
+            })
         })
     });
     if with_python {

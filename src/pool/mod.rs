@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::process::{Child, ForkOptions, fork_child, identity_name, next_identity};
 use result::{Chunks, Job};
+
 use shm::{Core, DRAINING, INLINE, TERMINATING};
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -137,7 +138,10 @@ impl PoolBuilder {
             ));
         }
         let arena = Arena::anonymous(self.arena_bytes)?;
-        let core = Arc::new(Core::new(arena, SLOTS, processes)?);
+        // Map the default arena now, before the fork, so that arrays made in
+        // it later exist at the same address in the workers (map_array).
+        let default_arena = Arena::default_arena()?.clone();
+        let core = Arc::new(Core::new(arena, default_arena, SLOTS, processes)?);
         let eventfd = rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
@@ -792,6 +796,141 @@ impl Pool {
             chunksize.max(1),
             false,
         )))
+    }
+
+    /// `f` over a [`RawArray`](crate::RawArray) in the default arena, into
+    /// a new one: the zero-copy `map`. The workers read the items and write
+    /// the results in place in shared memory; nothing is copied through
+    /// this process and nothing is encoded (`A` and `R` are plain old data).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `input` is not in the default arena;
+    /// otherwise as [`map_array_into`](Pool::map_array_into).
+    pub fn map_array<A, R, F>(&self, f: F, input: &crate::RawArray<A>) -> Result<crate::RawArray<R>>
+    where
+        A: bytemuck::Pod,
+        R: bytemuck::Pod,
+        F: Fn(A) -> R + Copy + Send + 'static,
+    {
+        let output = crate::RawArray::<R>::zeroed_in(&self.shared.core.default_arena, input.len())?;
+        self.map_array_into(f, input, &output, None)?;
+        Ok(output)
+    }
+
+    /// `output[i] = f(input[i])` for every `i`, in the workers, for two
+    /// [`RawArray`](crate::RawArray)s of the default arena (made after the
+    /// pool or before: the pool maps the default arena before it forks).
+    /// Like any `RawArray` access, other processes should not write
+    /// `input` or touch `output` meanwhile (they would see or cause torn
+    /// values, never undefined behaviour).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if an array is not in the default arena or
+    /// the lengths differ; the first failed chunk's error
+    /// ([`Error::TaskPanicked`], [`Error::WorkerDied`], ...);
+    /// [`Error::PoolClosed`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::{Pool, RawArray};
+    /// let pool = Pool::new(2)?;
+    /// let input = RawArray::from_iter(0..1000u64)?;
+    /// let output = RawArray::<u64>::zeroed(1000)?;
+    /// pool.map_array_into(|x: u64| x * x, &input, &output, None)?;
+    /// assert_eq!(output.get(999)?, 998_001);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn map_array_into<A, R, F>(
+        &self,
+        f: F,
+        input: &crate::RawArray<A>,
+        output: &crate::RawArray<R>,
+        chunksize: Option<usize>,
+    ) -> Result<()>
+    where
+        A: bytemuck::Pod,
+        R: bytemuck::Pod,
+        F: Fn(A) -> R + Copy + Send + 'static,
+    {
+        let _ = f; // only its type travels (see `worker::conjure`)
+        let shared = &self.shared;
+        let arena = &shared.core.default_arena;
+        if !input.arena().same_as(arena) || !output.arena().same_as(arena) {
+            return Err(Error::InvalidArgument(
+                "Pool::map_array works on RawArrays of the default arena (RawArray::from_slice, \
+                 RawArray::zeroed): other arenas are not mapped at the same place in the workers"
+                    .into(),
+            ));
+        }
+        let len = input.len();
+        if output.len() != len {
+            return Err(Error::InvalidArgument(format!(
+                "map_array: the output has {} elements, the input {len}",
+                output.len()
+            )));
+        }
+        self.check_open()?;
+        let base = arena.check_range(0, 0, 1)?.as_ptr() as u64;
+        let offset_of = |ptr: u64| ptr.wrapping_sub(base);
+        let input_bytes = (core::mem::size_of::<A>() * len) as u64;
+        let output_bytes = (core::mem::size_of::<R>() * len) as u64;
+        let output_offset = offset_of(output.as_ptr() as u64);
+        let mut spec = TaskSpec {
+            trampoline: worker::array_task::<A, R, Plain<F>>,
+            inline_input: None,
+            input: offset_of(input.as_ptr() as u64),
+            input_len: input_bytes,
+            output: output_offset,
+            output_len: output_bytes,
+            start: 0,
+            count: 0,
+        };
+        let chunksize = chunksize
+            .unwrap_or_else(|| default_chunksize(len, shared.processes))
+            .max(1);
+        let mut pending: Vec<u32> = Vec::new();
+        let mut failed: Option<Error> = None;
+        // Waits for a pending slot, keeps the first failure, frees the slot.
+        // It always waits for the end (the workers write `output`, which the
+        // caller may free once we return); a dead manager ends every task.
+        let settle = |index: u32, failed: &mut Option<Error>| {
+            let core = &shared.core;
+            let ended = || slot::is_final(result::state_of(core, index));
+            while !ended() {
+                let _ = shared.wait_until(None, ended);
+            }
+            let state = result::state_of(core, index);
+            if slot::kind(state) != slot::DONE && failed.is_none() {
+                *failed = Some(result::failure(core, index, state).error());
+            }
+            shared.release_slot(index, output_offset);
+        };
+        let mut start = 0usize;
+        while start < len && failed.is_none() {
+            spec.start = start as u64;
+            spec.count = chunksize.min(len - start) as u64;
+            match shared.try_submit(&spec) {
+                Ok(Some(index)) => {
+                    shared.wake_workers(1);
+                    pending.push(index);
+                    start += chunksize;
+                }
+                Ok(None) if !pending.is_empty() => settle(pending.remove(0), &mut failed),
+                Ok(None) => {
+                    if let Err(error) = shared.wait_for_any(None, || false) {
+                        failed = Some(error);
+                    }
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        for index in pending {
+            settle(index, &mut failed);
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     fn check_open(&self) -> Result<()> {

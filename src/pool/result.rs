@@ -73,7 +73,7 @@ impl Shared {
         }
     }
 
-    fn release_slot(&self, index: u32, placed: u64) {
+    pub(crate) fn release_slot(&self, index: u32, placed: u64) {
         let mut local = self.local();
         release_slot(&self.core, index, placed, &mut local.free);
     }
@@ -81,7 +81,7 @@ impl Shared {
 
 /// Why a task failed, kept so that `get` can be asked again.
 #[derive(Clone, Debug)]
-enum Failure {
+pub(crate) enum Failure {
     Panicked(String),
     Died { pid: i32, signal: i32 },
     Cancelled,
@@ -89,7 +89,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn error(&self) -> Error {
+    pub(crate) fn error(&self) -> Error {
         match self {
             Failure::Panicked(message) => Error::TaskPanicked(message.clone()),
             Failure::Died { pid, signal } => Error::WorkerDied {
@@ -103,7 +103,7 @@ impl Failure {
 }
 
 /// The failure a final, unsuccessful slot reports.
-fn failure(core: &Core, index: u32, state: u32) -> Failure {
+pub(crate) fn failure(core: &Core, index: u32, state: u32) -> Failure {
     let Ok(slot) = core.slots.get(u64::from(index)) else {
         return Failure::Failed("slot out of range".into());
     };
@@ -124,7 +124,7 @@ fn failure(core: &Core, index: u32, state: u32) -> Failure {
     }
 }
 
-fn state_of(core: &Core, index: u32) -> u32 {
+pub(crate) fn state_of(core: &Core, index: u32) -> u32 {
     core.slots
         .get(u64::from(index))
         .map_or(FAILED, |slot| slot.state.load())

@@ -147,6 +147,10 @@ pub(crate) struct Core {
     pub(crate) records: ShmSlice<Record>,
     /// The key of the trampoline seals (random per pool, never in shm).
     key: RandomState,
+    /// The process-wide default arena, mapped before the manager was
+    /// forked, so `RawArray`s created in it later are at the same address
+    /// in every pool process (`Pool::map_array`).
+    pub(crate) default_arena: Arena,
 }
 
 // SAFETY: every pointer points into `arena`'s mapping, which `Core` keeps
@@ -156,7 +160,12 @@ unsafe impl Send for Core {}
 unsafe impl Sync for Core {}
 
 impl Core {
-    pub(crate) fn new(arena: Arena, slots: usize, processes: usize) -> Result<Core> {
+    pub(crate) fn new(
+        arena: Arena,
+        default_arena: Arena,
+        slots: usize,
+        processes: usize,
+    ) -> Result<Core> {
         let header_at: Offset<Header> = arena.alloc_array(1)?;
         let header = arena.resolve_ptr(header_at)?;
         let ring = (slots * 2).next_power_of_two();
@@ -167,6 +176,7 @@ impl Core {
             records: ShmSlice::alloc(&arena, processes)?,
             arena,
             key: RandomState::new(),
+            default_arena,
         };
         let h = core.header();
         for word in [&h.head, &h.tail] {

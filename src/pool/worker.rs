@@ -276,6 +276,67 @@ pub(crate) unsafe fn map_task<A: Message, R: Message, K: Invoke<A, R>>(
     }
 }
 
+/// Runs one chunk of [`Pool::map_array`](crate::Pool::map_array): reads
+/// items `start .. start + count` of a `RawArray<A>` in the default arena
+/// and writes `f(item)` into the same places of a `RawArray<R>`. No codec,
+/// no copy through the caller: the loop is a load, the call and a store.
+///
+/// # Safety
+/// As [`apply_task`].
+pub(crate) unsafe fn array_task<A: bytemuck::Pod, R: bytemuck::Pod, K: Invoke<A, R>>(
+    core: &Core,
+    slot: &Slot,
+    _scratch: &mut Vec<u8>,
+) -> Result<()> {
+    let arena = &core.default_arena;
+    let start = slot.start.load(Ordering::Relaxed);
+    let count = slot.count.load(Ordering::Relaxed);
+    let end = start
+        .checked_add(count)
+        .filter(|&end| end <= u64::from(u32::MAX) * 1024)
+        .ok_or_else(|| corrupt("array chunk range overflows"))?;
+    let span = |offset: &crate::loom::atomic::AtomicU64,
+                len: &crate::loom::atomic::AtomicU64,
+                size: usize,
+                align: usize|
+     -> Result<core::ptr::NonNull<u8>> {
+        let len = len.load(Ordering::Relaxed);
+        if end.checked_mul(size as u64).is_none_or(|need| need > len) {
+            return Err(corrupt("array chunk outside its array"));
+        }
+        arena.check_range(offset.load(Ordering::Relaxed), len, align as u64)
+    };
+    let input = span(
+        &slot.input,
+        &slot.input_len,
+        core::mem::size_of::<A>(),
+        core::mem::align_of::<A>(),
+    )?
+    .cast::<A>();
+    let output = span(
+        &slot.output,
+        &slot.output_len,
+        core::mem::size_of::<R>(),
+        core::mem::align_of::<R>(),
+    )?
+    .cast::<R>();
+    for i in start as usize..end as usize {
+        // SAFETY: i < end, and `end` items of A lie inside the checked,
+        // aligned range at `input`. Volatile, as RawArray's own accessors:
+        // another process may write the array meanwhile (any bytes are a
+        // valid A: Pod), so no reference to it is formed.
+        let from = unsafe { input.as_ptr().add(i) };
+        // SAFETY: `from` is in bounds and aligned (above).
+        let item = unsafe { from.read_volatile() };
+        let result = K::invoke(item);
+        // SAFETY: as above, for R at `output`.
+        let to = unsafe { output.as_ptr().add(i) };
+        // SAFETY: `to` is in bounds and aligned (above).
+        unsafe { to.write_volatile(result) };
+    }
+    Ok(())
+}
+
 /// The text of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
