@@ -735,6 +735,17 @@ impl<R: Message> MapResult<R> {
 
 /// The iterator [`Pool::imap`](crate::Pool::imap) returns: results in
 /// input order, computed a window of chunks ahead of the consumer.
+///
+/// # Examples
+/// ```
+/// use shmproc::Pool;
+/// let pool = Pool::new(2)?;
+/// // An endless input: items are pulled only as the window needs them.
+/// let mut squares = pool.imap(|x: u64| x * x, 1u64..)?;
+/// assert_eq!(squares.next().unwrap()?, 1);
+/// assert_eq!(squares.next().unwrap()?, 4);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct IMap<'a, A, R> {
     shared: Arc<Shared>,
     trampoline: Trampoline,
@@ -857,6 +868,18 @@ impl<A: Message, R: Message> Iterator for IMap<'_, A, R> {
 
 /// The iterator [`Pool::imap_unordered`](crate::Pool::imap_unordered)
 /// returns: results in the order the tasks complete.
+///
+/// # Examples
+/// ```
+/// use shmproc::Pool;
+/// let pool = Pool::new(2)?;
+/// let mut lengths: Vec<u64> = pool
+///     .imap_unordered(|s: String| s.len() as u64, ["a", "bb", "ccc"].map(String::from))?
+///     .collect::<Result<_, _>>()?;
+/// lengths.sort();
+/// assert_eq!(lengths, [1, 2, 3]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct IMapUnordered<'a, A, R>(pub(crate) IMap<'a, A, R>);
 
 impl<A, R> fmt::Debug for IMapUnordered<'_, A, R> {

@@ -22,6 +22,17 @@ pub(crate) type Trampoline = unsafe fn(&Core, &Slot, &mut Vec<u8>) -> Result<()>
 /// A user function that [`Pool::starmap`](crate::Pool::starmap) calls with a
 /// tuple's fields as arguments: any function item or capture-less closure
 /// of one to four arguments.
+///
+/// # Examples
+/// ```
+/// use shmproc::Pool;
+/// fn power(base: u64, exponent: u32) -> u64 {
+///     base.pow(exponent)
+/// }
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.starmap(power, [(2u64, 3u32), (3, 2)])?, [8, 9]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub trait StarFn<Args, R>: Copy + Send + 'static {
     /// Calls the function with the tuple's fields.
     fn call_star(&self, args: Args) -> R;
