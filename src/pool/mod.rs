@@ -682,6 +682,26 @@ impl Pool {
             .get()
     }
 
+    /// Queues a [`starmap`](Pool::starmap) and returns at once (Python's
+    /// `starmap_async`), with a chunk size (`None`: Python's default).
+    ///
+    /// # Errors
+    /// As [`map_async`](Pool::map_async).
+    pub fn starmap_async<Args, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>>
+    where
+        Args: Message,
+        R: Message,
+        F: StarFn<Args, R>,
+    {
+        let _ = f; // only its type travels (see `worker::conjure`)
+        self.map_with(map_task::<Args, R, Star<F>>, items, chunksize)
+    }
+
     fn map_with<A: Message, R: Message>(
         &self,
         trampoline: Trampoline,

@@ -606,3 +606,127 @@ pub(crate) fn finished(state: u32) -> bool {
 }
 
 const _: () = assert!(INLINE % 8 == 0);
+
+#[cfg(test)]
+mod tests {
+    //! A peer scribbling on the pool's shared memory gets errors, never UB:
+    //! the worker-side checks, without forking.
+    use super::*;
+    use crate::arena::Arena;
+
+    fn core() -> Core {
+        let arena = Arena::anonymous(8 << 20).unwrap();
+        let default = Arena::anonymous(1 << 20).unwrap();
+        Core::new(arena, default, 8, 2).unwrap()
+    }
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    fn apply_of<F: Fn(u64) -> u64 + Copy + 'static>(_: F) -> Trampoline {
+        apply_task::<u64, u64, Plain<F>>
+    }
+
+    fn map_of<F: Fn(u64) -> u64 + Copy + 'static>(_: F) -> Trampoline {
+        map_task::<u64, u64, Plain<F>>
+    }
+
+    fn queue(core: &Core, index: u32, trampoline: Trampoline, input: &[u8]) {
+        let slot = core.slots.get(u64::from(index)).unwrap();
+        let address = trampoline as usize as u64;
+        slot.trampoline.store(address, Ordering::Relaxed);
+        slot.seal.store(core.seal(address), Ordering::Relaxed);
+        let at = core.region(slot, 0, input.len() as u64).unwrap();
+        // SAFETY: room for the input (region checked it); no other process.
+        unsafe { core::ptr::copy_nonoverlapping(input.as_ptr(), at.as_ptr(), input.len()) };
+        slot.input.store(0, Ordering::Relaxed);
+        slot.input_len.store(input.len() as u64, Ordering::Relaxed);
+        slot.output.store(0, Ordering::Relaxed);
+        slot.output_len.store(0, Ordering::Relaxed);
+        slot.start.store(0, Ordering::Relaxed);
+        slot.count.store(1, Ordering::Relaxed);
+        slot.state.queue();
+        core.push(index, || true).unwrap();
+    }
+
+    fn run_next(core: &Core) -> (u32, Vec<u8>) {
+        let record = core.records.get(0).unwrap();
+        let index = core.pop(9, record).expect("a queued task");
+        let mut scratch = Vec::new();
+        run_task(core, index, 9, &mut scratch);
+        let slot = core.slots.get(u64::from(index)).unwrap();
+        // SAFETY: the task ended; nobody writes the slot.
+        let output = unsafe { core.output(slot) }.unwrap_or(&[]).to_vec();
+        (slot::kind(slot.state.load()), output)
+    }
+
+    #[test]
+    fn a_task_runs_and_its_result_is_read_back() {
+        let core = core();
+        queue(&core, 0, apply_of(double), &21u64.to_ne_bytes());
+        let (state, output) = run_next(&core);
+        assert_eq!(state, DONE);
+        assert_eq!(output, 42u64.to_ne_bytes());
+        let record = core.records.get(0).unwrap();
+        assert!(core.pop(9, record).is_none(), "the ring is empty");
+    }
+
+    #[test]
+    fn a_scribbled_address_is_refused_not_called() {
+        let core = core();
+        queue(&core, 1, apply_of(double), &1u64.to_ne_bytes());
+        let slot = core.slots.get(1).unwrap();
+        slot.trampoline.store(0xdead_beef, Ordering::Relaxed);
+        let (state, message) = run_next(&core);
+        assert_eq!(state, FAILED);
+        assert!(String::from_utf8_lossy(&message).contains("failed its check"));
+    }
+
+    #[test]
+    fn scribbled_lengths_and_ranges_are_errors() {
+        let core = core();
+        // An inline length larger than the inline room.
+        queue(&core, 2, apply_of(double), &1u64.to_ne_bytes());
+        core.slots
+            .get(2)
+            .unwrap()
+            .input_len
+            .store(1 << 40, Ordering::Relaxed);
+        let (state, message) = run_next(&core);
+        assert_eq!(state, FAILED, "{}", String::from_utf8_lossy(&message));
+        // A map chunk whose range lies outside its input.
+        queue(&core, 3, map_of(double), &[0u8; 16]);
+        core.slots
+            .get(3)
+            .unwrap()
+            .start
+            .store(u64::MAX / 4, Ordering::Relaxed);
+        let (state, _) = run_next(&core);
+        assert_eq!(state, FAILED);
+        // An input offset outside the arena.
+        queue(&core, 4, map_of(double), &[0u8; 16]);
+        core.slots
+            .get(4)
+            .unwrap()
+            .input
+            .store(u64::MAX - 8, Ordering::Relaxed);
+        let (state, _) = run_next(&core);
+        assert_eq!(state, FAILED);
+    }
+
+    #[test]
+    fn a_scribbled_ring_cell_is_skipped() {
+        let core = core();
+        queue(&core, 5, apply_of(double), &1u64.to_ne_bytes());
+        // The cell now names a slot that does not exist.
+        core.cells
+            .get(0)
+            .unwrap()
+            .slot
+            .store(1 << 40, Ordering::Relaxed);
+        let record = core.records.get(0).unwrap();
+        assert_eq!(core.pop(9, record), None);
+        assert_eq!(record.current.load(Ordering::Relaxed), 0);
+    }
+}
