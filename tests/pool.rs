@@ -392,6 +392,14 @@ fn strings_travel() {
         products,
         (0..100u64).map(|i| i * (i + 1)).collect::<Vec<_>>()
     );
+    let sums = pool
+        .starmap_async(
+            |a: u32, b: u32, c: u32| a + b + c,
+            vec![(1, 2, 3), (4, 5, 6)],
+            Some(1),
+        )
+        .unwrap();
+    assert_eq!(sums.get().unwrap(), [6, 15]);
     let unordered: HashSet<String> = pool
         .imap_unordered(shout, words.clone())
         .unwrap()
