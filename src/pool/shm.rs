@@ -93,8 +93,7 @@ pub(crate) struct Record {
     pub(crate) current: AtomicU32,
     /// Its pid (the manager's copy; for tests and debugging).
     pub(crate) pid: AtomicI32,
-    /// Times the initializer ran in this record's incarnations.
-    pub(crate) inits: AtomicU32,
+    _reserved: AtomicU32,
     _pad: [u8; 48],
 }
 // SAFETY: repr(C), FromBytes, atomics only.
@@ -199,7 +198,6 @@ impl Core {
             record.ticket.store(0, Ordering::Relaxed);
             record.current.store(0, Ordering::Relaxed);
             record.pid.store(0, Ordering::Relaxed);
-            record.inits.store(0, Ordering::Relaxed);
         }
         Ok(core)
     }
