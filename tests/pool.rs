@@ -39,11 +39,6 @@ fn children_of(parent: i32) -> Vec<i32> {
 }
 
 fn assert_no_children() {
-    if std::env::var("POOL_DEBUG").is_ok() {
-        let _ = std::process::Command::new("ps")
-            .args(["-o", "pid,ppid,stat,cmd", "--ppid", &pid().to_string()])
-            .status();
-    }
     assert_eq!(
         children_of(pid()),
         Vec::<i32>::new(),
