@@ -526,6 +526,31 @@ fn map_array_in_place() {
     assert_eq!(pool.map_array(square, &input).unwrap().get(3).unwrap(), 9);
 }
 
+fn a_forked_copy_cannot_touch_the_pool() {
+    let pool = Pool::new(2).unwrap();
+    let mut children = common::Children::new();
+    // The child gets a copy of the handle and drops it at the end: that
+    // must not terminate the parent's pool, nor may the child submit.
+    let handle = &pool;
+    let child = children.fork(move || {
+        assert!(matches!(
+            handle.apply(square, 2),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(handle.join(), Err(Error::InvalidArgument(_))));
+        handle.close();
+        // SAFETY: this forked child owns a private copy of the parent's
+        // memory; dropping its copy of the handle is what a child that
+        // captured the pool by value does when its closure ends.
+        drop(unsafe { std::ptr::read(handle) });
+    });
+    assert_eq!(
+        children.wait(child, Duration::from_secs(30)),
+        common::Exit::Code(0)
+    );
+    assert_eq!(pool.map(square, 1..=4u64).unwrap(), [1, 4, 9, 16]);
+}
+
 fn main() {
     common::main(
         &[
@@ -546,6 +571,7 @@ fn main() {
             case!(manager_killed_from_outside, 60),
             case!(fork_map_inherits, 60),
             case!(map_array_in_place, 60),
+            case!(a_forked_copy_cannot_touch_the_pool, 60),
         ],
         &[],
     );

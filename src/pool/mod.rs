@@ -168,6 +168,7 @@ impl PoolBuilder {
         let mut body = Some(move || worker::manager_main(&manager_core, &config));
         let manager = fork_child(&mut options, &mut body)?;
         let shared = Shared {
+            owner: crate::sys::getpid(),
             core,
             manager,
             eventfd,
@@ -252,6 +253,9 @@ pub(crate) struct Shared {
     eventfd: OwnedFd,
     processes: usize,
     local: Mutex<Local>,
+    /// The process that built the pool: only it may use or stop it (a
+    /// forked child holds a copy of this handle, not the pool).
+    owner: i32,
 }
 
 struct Local {
@@ -302,6 +306,9 @@ impl Shared {
 
     /// Queues one task; `Ok(None)` when no slot is free right now.
     pub(crate) fn try_submit(&self, spec: &TaskSpec<'_>) -> Result<Option<u32>> {
+        if !self.is_owner() {
+            return Err(self.not_owner());
+        }
         let mut local = self.local();
         if local.closed {
             return Err(Error::PoolClosed);
@@ -436,7 +443,26 @@ impl Shared {
         self.poke_manager();
     }
 
+    /// True in the process that built the pool.
+    pub(crate) fn is_owner(&self) -> bool {
+        crate::sys::getpid() == self.owner
+    }
+
+    fn not_owner(&self) -> Error {
+        Error::InvalidArgument(format!(
+            "this pool belongs to process {}, not to this one ({}): a forked child holds a \
+             copy of the handle, not the pool; build a pool in the child instead",
+            self.owner,
+            crate::sys::getpid()
+        ))
+    }
+
     fn terminate(&self) -> Result<()> {
+        if !self.is_owner() {
+            // A forked copy of the handle (dropped in a child): the pool is
+            // not ours to stop.
+            return Ok(());
+        }
         if self.local().stopped {
             return Ok(());
         }
@@ -964,6 +990,9 @@ impl Pool {
     /// No more tasks may be queued; the workers leave once the queued ones
     /// are done (Python's `close`). Idempotent.
     pub fn close(&self) {
+        if !self.shared.is_owner() {
+            return;
+        }
         let mut local = self.shared.local();
         if local.closed {
             return;
@@ -990,6 +1019,9 @@ impl Pool {
     /// [`Error::PoolRunning`] unless [`close`](Pool::close) or
     /// [`terminate`](Pool::terminate) was called first.
     pub fn join(&self) -> Result<()> {
+        if !self.shared.is_owner() {
+            return Err(self.shared.not_owner());
+        }
         let local = self.shared.local();
         if !local.closed {
             return Err(Error::PoolRunning);

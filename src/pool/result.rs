@@ -65,6 +65,10 @@ impl Shared {
     /// Takes back a job whose handle is gone: now if it has ended, else
     /// once it has (see `reclaim`).
     pub(crate) fn abandon(&self, job: Job) {
+        if !self.is_owner() {
+            // A forked copy of a handle: the slots are the owner's to free.
+            return;
+        }
         let mut local = self.local();
         if job.ended(&self.core) {
             job.release(&self.core, &mut local.free);
@@ -74,6 +78,9 @@ impl Shared {
     }
 
     pub(crate) fn release_slot(&self, index: u32, placed: u64) {
+        if !self.is_owner() {
+            return;
+        }
         let mut local = self.local();
         release_slot(&self.core, index, placed, &mut local.free);
     }
