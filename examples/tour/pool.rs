@@ -28,12 +28,12 @@ fn nap(i: u32) -> u32 {
 pub fn run() -> crate::Result {
     println!("== pool");
     let pool = Pool::new(2)?;
+    let squares = pool.map(square, 1..=10u64)?;
     println!(
-        "  Pool(2): manager pid {}, workers {:?}",
+        "  Pool(2): manager pid {}, workers {:?} (forked by the manager)",
         pool.manager_pid(),
         pool.worker_pids()
     );
-    let squares = pool.map(square, 1..=10u64)?;
     println!("  map(square, 1..=10) = {squares:?}");
     assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
 
