@@ -1,6 +1,9 @@
 //! Arena alloc+free against the global allocator, in the same run.
 //!
 //! `cargo bench --bench arena`
+//!
+//! Group `alloc_free`, per block size: `shmproc_arena` (an `Arena` alloc +
+//! free) against `alt_global_allocator` (the process's global allocator).
 
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use shmproc::Arena;
@@ -13,22 +16,30 @@ fn alloc_free(c: &mut Criterion) {
         // Warm the size class so both sides measure the reuse path.
         let warm = arena.alloc(size, 8).unwrap();
         arena.free(warm).unwrap();
-        group.bench_with_input(BenchmarkId::new("arena", size), &size, |b, &size| {
-            b.iter(|| {
-                let at = arena.alloc(black_box(size), 8).unwrap();
-                arena.free(black_box(at)).unwrap();
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("shmproc_arena", size),
+            &size,
+            |b, &size| {
+                b.iter(|| {
+                    let at = arena.alloc(black_box(size), 8).unwrap();
+                    arena.free(black_box(at)).unwrap();
+                })
+            },
+        );
         let layout = Layout::from_size_align(size, 8).unwrap();
-        group.bench_with_input(BenchmarkId::new("global", size), &layout, |b, &layout| {
-            b.iter(|| {
-                // SAFETY: layout has a non-zero size; the block is freed with the same layout.
-                let p = unsafe { alloc(black_box(layout)) };
-                assert!(!p.is_null());
-                // SAFETY: p came from alloc with this layout and is freed once.
-                unsafe { dealloc(black_box(p), layout) };
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("alt_global_allocator", size),
+            &layout,
+            |b, &layout| {
+                b.iter(|| {
+                    // SAFETY: layout has a non-zero size; the block is freed with the same layout.
+                    let p = unsafe { alloc(black_box(layout)) };
+                    assert!(!p.is_null());
+                    // SAFETY: p came from alloc with this layout and is freed once.
+                    unsafe { dealloc(black_box(p), layout) };
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench sync`
 //!
-//! * `uncontended/*`: one acquire + release of shmproc's `Lock` vs
-//!   `std::sync::Mutex` and `parking_lot::Mutex`.
+//! * `lock_uncontended/*`: one acquire + release of shmproc's `Lock` vs
+//!   `std::sync::Mutex` and `parking_lot::Mutex` (floor: one CAS and one
+//!   store on a word); `event_is_set/*`: one `Event::is_set`.
 //! * `roundtrip/*`: one round trip between two processes (parent → child →
 //!   parent), for: two processes spinning on one cache line (the spin
 //!   floor); a raw futex ping-pong, one word each way, always sleeping (the
@@ -12,6 +13,9 @@
 //!   `pthread_mutex` + `pthread_cond` with `PTHREAD_PROCESS_SHARED` in shm.
 //!   shmproc's primitives run twice: `park` (`WaitStrategy::Park`) and
 //!   `spin` (the default: spin up to 20 µs, then park).
+//!
+//! Function ids: `floor_*` (the physical floor), `alt_*` (what one would use
+//! instead), `shmproc_*` (ours); `scripts/bench_report.py` relies on it.
 //!
 //! Children are forked inside `iter_custom` (criterion runs no threads of
 //! its own here), do the same number of rounds, and are reaped each time.
@@ -26,21 +30,33 @@ use std::time::{Duration, Instant};
 
 fn uncontended(c: &mut Criterion) {
     let arena = Arena::anonymous(1 << 20).unwrap();
-    let mut group = c.benchmark_group("uncontended");
+    let mut group = c.benchmark_group("lock_uncontended");
     let lock = Lock::new_in(&arena).unwrap();
     group.bench_function("shmproc_lock", |b| {
         b.iter(|| drop(black_box(&lock).acquire()));
     });
+    // The floor of any lock: one CAS to take it, one store to give it back.
+    let word = AtomicU32::new(0);
+    group.bench_function("floor_cas_store", |b| {
+        b.iter(|| {
+            let word = black_box(&word);
+            let taken = word.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed);
+            word.store(0, Ordering::Release);
+            taken
+        });
+    });
     let std_mutex = std::sync::Mutex::new(0u64);
-    group.bench_function("std_mutex", |b| {
+    group.bench_function("alt_std_mutex", |b| {
         b.iter(|| drop(black_box(&std_mutex).lock()));
     });
     let pl_mutex = parking_lot::Mutex::new(0u64);
-    group.bench_function("parking_lot_mutex", |b| {
+    group.bench_function("alt_parking_lot_mutex", |b| {
         b.iter(|| drop(black_box(&pl_mutex).lock()));
     });
+    group.finish();
+    let mut group = c.benchmark_group("event_is_set");
     let event = Event::new_in(&arena).unwrap();
-    group.bench_function("event_is_set", |b| {
+    group.bench_function("shmproc_event_is_set", |b| {
         b.iter(|| black_box(&event).is_set());
     });
     group.finish();
@@ -70,6 +86,33 @@ fn word(page: *mut u8, offset: usize) -> &'static AtomicU32 {
     // SAFETY: the page is never unmapped and is zero-initialised; the word
     // is 4-aligned and inside it (checked above).
     unsafe { &*ptr }
+}
+
+/// Spins until `word` holds `value`, the way shmproc's spin does: 16 looks
+/// per clock read, and after the first ~2 µs a `sched_yield` between looks.
+///
+/// A pure spin would measure time slices, not the cache line, whenever both
+/// processes land on one CPU (a loaded 2-vCPU machine: ~8 ms per round trip
+/// under `taskset -c 0`), because the spinner burns its whole slice before
+/// the peer can answer. The yield only starts well after a cache-line
+/// transfer (~0.1–0.5 µs) would have arrived, so it does not change the
+/// figure when both processes have a CPU.
+fn spin_until(word: &AtomicU32, value: u32) {
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    loop {
+        for _ in 0..16 {
+            // Acquire: pairs with the peer's Release store of `value`.
+            if word.load(Ordering::Acquire) == value {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        rounds += 1;
+        if rounds > 8 && start.elapsed() >= Duration::from_micros(2) {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// Forks a child running `child(iters)`, runs `parent(iters)`, reaps the
@@ -112,23 +155,29 @@ fn roundtrips(c: &mut Criterion) {
     group.bench_function("floor_spin_cache_line", |b| {
         let turn = word(page, 0);
         b.iter_custom(|iters| {
+            // The counter reaches 2 * iters: it must not wrap, or a round
+            // trip would be skipped and the time divided by too many.
+            assert!(
+                iters < u64::from(u32::MAX / 2),
+                "{iters} round trips overflow the counter"
+            );
             turn.store(0, Ordering::SeqCst);
             cross_process(
                 iters,
+                // One round trip per `i`: the parent writes 2i+1, the child
+                // answers 2i+2; `n` round trips in all, as iter_custom wants.
                 |n| {
                     for i in 0..n as u32 {
-                        while turn.load(Ordering::Acquire) != 2 * i + 1 {
-                            std::hint::spin_loop();
-                        }
+                        spin_until(turn, 2 * i + 1);
+                        // Release: pairs with the parent's Acquire in spin_until.
                         turn.store(2 * i + 2, Ordering::Release);
                     }
                 },
                 |n| {
                     for i in 0..n as u32 {
+                        // Release: pairs with the child's Acquire in spin_until.
                         turn.store(2 * i + 1, Ordering::Release);
-                        while turn.load(Ordering::Acquire) != 2 * i + 2 {
-                            std::hint::spin_loop();
-                        }
+                        spin_until(turn, 2 * i + 2);
                     }
                 },
             )
@@ -170,7 +219,7 @@ fn roundtrips(c: &mut Criterion) {
         ("park", WaitStrategy::Park),
         ("spin", WaitStrategy::DEFAULT),
     ] {
-        group.bench_function(format!("event_ping_pong_{name}"), |b| {
+        group.bench_function(format!("shmproc_event_ping_pong_{name}"), |b| {
             let ping = Event::new_in(&arena).unwrap().with_wait_strategy(strategy);
             let pong = Event::new_in(&arena).unwrap().with_wait_strategy(strategy);
             b.iter_custom(|iters| {
@@ -194,7 +243,7 @@ fn roundtrips(c: &mut Criterion) {
             });
         });
 
-        group.bench_function(format!("lock_condition_{name}"), |b| {
+        group.bench_function(format!("shmproc_lock_condition_{name}"), |b| {
             let lock = Lock::new_in(&arena).unwrap().with_wait_strategy(strategy);
             let cond = Condition::with_lock(&lock).unwrap();
             let turn = word(page, 192);
@@ -229,7 +278,7 @@ fn roundtrips(c: &mut Criterion) {
         });
     }
 
-    group.bench_function("pthread_mutex_cond_pshared", |b| {
+    group.bench_function("alt_pthread_mutex_cond_pshared", |b| {
         let shm = shared_page();
         let mutex = shm.cast::<libc::pthread_mutex_t>();
         let cond = shm.wrapping_add(256).cast::<libc::pthread_cond_t>();

@@ -5,13 +5,18 @@
 //! * `increment_contended/*`: the cost of one increment by this process while
 //!   a second party (a forked process, or a thread for the std baselines)
 //!   increments the same counter in a tight loop: `Value<u64>` under its
-//!   lock, `AtomicValue<u64>::fetch_add` (two processes on one cache line:
-//!   the floor), against `AtomicU64` and `Mutex<u64>` shared by two threads.
-//! * `increment_alone/*`: the same operations with no second party.
+//!   lock and `AtomicValue<u64>::fetch_add` (`shmproc_*`), against the floor
+//!   (a bare `AtomicU64` in a shared page, two processes on one cache line)
+//!   and the alternatives `AtomicU64` and `Mutex<u64>` shared by two threads.
+//! * `increment_alone/*`: the same operations with no second party (floor:
+//!   `AtomicU64::fetch_add`).
 //! * `bulk_64MiB/*`: copying 64 MiB into and out of an `Array<f64>`
-//!   (`write_slice` / `read_into`, one lock and one memcpy each) against a
-//!   plain memcpy between private buffers and a raw memcpy into the same
-//!   shared pages.
+//!   (`write_slice` / `read_into`, one lock and one memcpy each) against two
+//!   floors: a plain memcpy between private buffers and a raw memcpy into the
+//!   same shared pages.
+//!
+//! Function ids: `floor_*` (the physical floor), `alt_*` (what one would use
+//! instead), `shmproc_*` (ours); `scripts/bench_report.py` relies on it.
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use shmproc::{Arena, Array, AtomicValue, RawArray, Value};
@@ -63,6 +68,26 @@ impl Drop for Hammer {
     }
 }
 
+/// A `u64` counter alone in a page of anonymous shared memory (inherited by
+/// forked children); the page is never unmapped.
+fn shared_counter() -> &'static AtomicU64 {
+    // SAFETY: a fresh anonymous shared mapping; no existing memory is touched.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED, "mmap failed");
+    // SAFETY: the page is page-aligned, zero-filled and never unmapped, and
+    // any bit pattern is a valid AtomicU64.
+    unsafe { &*page.cast::<AtomicU64>() }
+}
+
 /// A thread running `op` in a loop until dropped.
 struct ThreadHammer {
     stop: Arc<AtomicBool>,
@@ -107,16 +132,18 @@ fn increments(c: &mut Criterion) {
     let atomic = AtomicValue::new_in(&arena, 0u64).expect("atomic");
 
     let mut alone = c.benchmark_group("increment_alone");
-    alone.bench_function("value_lock", |b| b.iter(|| *value.lock().unwrap() += 1));
-    alone.bench_function("atomic_value_fetch_add", |b| {
+    alone.bench_function("shmproc_value_lock", |b| {
+        b.iter(|| *value.lock().unwrap() += 1)
+    });
+    alone.bench_function("shmproc_atomic_value_fetch_add", |b| {
         b.iter(|| atomic.fetch_add(1, Ordering::Relaxed))
     });
     let std_atomic = AtomicU64::new(0);
-    alone.bench_function("std_atomic_fetch_add", |b| {
+    alone.bench_function("floor_fetch_add", |b| {
         b.iter(|| black_box(&std_atomic).fetch_add(1, Ordering::Relaxed))
     });
     let std_mutex = Mutex::new(0u64);
-    alone.bench_function("std_mutex", |b| {
+    alone.bench_function("alt_std_mutex", |b| {
         b.iter(|| *black_box(&std_mutex).lock().unwrap() += 1)
     });
     alone.finish();
@@ -125,7 +152,7 @@ fn increments(c: &mut Criterion) {
     {
         let other = value.clone();
         let _hammer = Hammer::start(&arena, move || *other.lock().unwrap() += 1);
-        group.bench_function("value_lock_2_processes", |b| {
+        group.bench_function("shmproc_value_lock_2_processes", |b| {
             b.iter(|| *value.lock().unwrap() += 1)
         });
     }
@@ -134,8 +161,18 @@ fn increments(c: &mut Criterion) {
         let _hammer = Hammer::start(&arena, move || {
             other.fetch_add(1, Ordering::Relaxed);
         });
-        group.bench_function("atomic_value_2_processes", |b| {
+        group.bench_function("shmproc_atomic_value_2_processes", |b| {
             b.iter(|| atomic.fetch_add(1, Ordering::Relaxed))
+        });
+    }
+    {
+        // The floor: a bare `AtomicU64` in shared memory, two processes.
+        let counter = shared_counter();
+        let _hammer = Hammer::start(&arena, move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        group.bench_function("floor_fetch_add_2_processes", |b| {
+            b.iter(|| black_box(counter).fetch_add(1, Ordering::Relaxed))
         });
     }
     // Threads last: no fork happens after a thread was started.
@@ -145,7 +182,7 @@ fn increments(c: &mut Criterion) {
         let _hammer = ThreadHammer::start(move || {
             other.fetch_add(1, Ordering::Relaxed);
         });
-        group.bench_function("std_atomic_2_threads", |b| {
+        group.bench_function("alt_std_atomic_2_threads", |b| {
             b.iter(|| counter.fetch_add(1, Ordering::Relaxed))
         });
     }
@@ -153,7 +190,7 @@ fn increments(c: &mut Criterion) {
         let counter = Arc::new(Mutex::new(0u64));
         let other = counter.clone();
         let _hammer = ThreadHammer::start(move || *other.lock().unwrap() += 1);
-        group.bench_function("std_mutex_2_threads", |b| {
+        group.bench_function("alt_std_mutex_2_threads", |b| {
             b.iter(|| *counter.lock().unwrap() += 1)
         });
     }
@@ -171,19 +208,19 @@ fn bulk(c: &mut Criterion) {
     let mut group = c.benchmark_group("bulk_64MiB");
     group.throughput(Throughput::Bytes((LEN * 8) as u64));
     group.sample_size(10);
-    group.bench_function("array_write_slice", |b| {
+    group.bench_function("shmproc_array_write_slice", |b| {
         b.iter(|| array.write_slice(0, black_box(&src)).unwrap())
     });
-    group.bench_function("array_read_into", |b| {
+    group.bench_function("shmproc_array_read_into", |b| {
         b.iter(|| array.read_into(0, black_box(&mut dst)).unwrap())
     });
-    group.bench_function("array_guard_copy_from_slice", |b| {
+    group.bench_function("shmproc_array_guard_copy_from_slice", |b| {
         b.iter(|| array.lock().unwrap().copy_from_slice(black_box(&src)))
     });
-    group.bench_function("memcpy_private_to_private", |b| {
+    group.bench_function("floor_memcpy_private_to_private", |b| {
         b.iter(|| black_box(&mut dst).copy_from_slice(black_box(&src)))
     });
-    group.bench_function("memcpy_private_to_shm_raw", |b| {
+    group.bench_function("floor_memcpy_private_to_shm_raw", |b| {
         // SAFETY: `raw` holds LEN elements; nothing else touches it meanwhile.
         b.iter(|| unsafe {
             core::ptr::copy_nonoverlapping(black_box(src.as_ptr()), raw.as_ptr(), LEN)

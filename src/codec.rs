@@ -9,7 +9,7 @@
 //!   sender writes them there itself through a loan). Nothing is encoded.
 //! * **encoded**: anything `serde` can serialise travels encoded with
 //!   [postcard](https://docs.rs/postcard) (the `serde` feature, on by
-//!   default), through [`Encoded<T>`] or the [`serde_message!`] macro.
+//!   default), through [`Encoded<T>`] or the [`serde_message!`](crate::serde_message) macro.
 //!
 //! Postcard was chosen by measurement (`benches/codec.rs`, recorded in
 //! `docs/benchmarks.md`): for the small structs messages usually are, it

@@ -7,6 +7,21 @@ use std::io;
 /// The `Display` text of each variant says what happened and what to do about
 /// it. No call of this crate panics on bad input or on a peer's misbehaviour;
 /// it returns one of these.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Arena, Error};
+///
+/// let name = format!("shmproc-doc-missing-{}", std::process::id());
+/// match Arena::open(&name) {
+///     Err(Error::NoSuchSegment { name: missing }) => assert!(missing.ends_with(&name)),
+///     other => panic!("expected NoSuchSegment, got {other:?}"),
+/// }
+/// // Display says what happened and what to do.
+/// let message = Arena::open(&name).unwrap_err().to_string();
+/// assert!(message.contains("Arena::create"), "{message}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -6,6 +6,14 @@
 //! messages are written and read in place, and waiting is done on futexes in
 //! that memory. No pickling, no pipes, no server process on the hot path.
 //!
+//! Coming from Python? `docs/guide.md` maps every `multiprocessing` name to
+//! ours and lists the safety rules (threads before fork, named segments,
+//! owner death). The main types: [`Process`], [`Arena`], [`Lock`], [`RLock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`],
+//! [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`AtomicValue`], what
+//! travels through channels ([`Message`]), and
+//! [`Error`].
+//!
 //! The layers, bottom up (see `docs/ARCHITECTURE.md`):
 //! `arena` (segments, header, allocator, offsets, names) → `futex` → `sync`
 //! → `value` → `ring` → `channel` → `process` → `pool`.
@@ -58,6 +66,15 @@ mod freelist;
 #[doc(hidden)]
 pub mod freelist;
 #[cfg(not(loom))]
+mod pool;
+/// Under loom the pool's slot state machine is exported for `tests/loom_pool.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod pool {
+    #[path = "../pool/slot.rs"]
+    pub mod slot;
+}
+#[cfg(not(loom))]
 mod process;
 #[cfg(not(loom))]
 mod sys;
@@ -78,6 +95,8 @@ pub use channel::{
 pub use codec::Encoded;
 pub use codec::Message;
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use pool::{AsyncResult, IMap, IMapUnordered, MapResult, Pool, PoolBuilder, StarFn, fork_map};
 #[cfg(not(loom))]
 pub use process::{
     Process, ProcessInfo, Run, active_children, cpu_count, current_process, exit, parent_process,

@@ -6,52 +6,9 @@
 //! keeps a handle with a pidfd to join, poll, and signal the child without
 //! races against pid reuse.
 //!
-//! # What the child does
-//!
-//! 1. Before the fork the parent flushes Rust's `stdout`/`stderr` and C's
-//!    stdio buffers, so nothing buffered is printed twice.
-//! 2. A daemon child asks the kernel to `SIGKILL` it when its parent dies
-//!    (`prctl(PR_SET_PDEATHSIG)`), then checks that its parent is still the
-//!    process that forked it (if the parent died before the `prctl`, the child
-//!    kills itself the same way).
-//! 3. The closure runs under `catch_unwind`. Its exit code is 0 when it
-//!    returns, 1 when it panics (the panic hook prints the message on stderr,
-//!    as usual), and `code` when it calls [`exit`]`(code)`.
-//! 4. The child flushes stdio and calls `_exit`: the parent's destructors
-//!    (whose copies are on the child's stack) and `atexit` handlers never run
-//!    twice.
-//!
-//! # Fork and threads
-//!
-//! After `fork` the child has one thread: the one that called fork. A lock
-//! that another thread of the parent held at that instant (the allocator's,
-//! `stdout`'s, a `Mutex` of yours) stays locked forever in the child, and the
-//! child deadlocks when it touches it. So [`Process::start`] refuses to fork
-//! from a process that runs more than one thread ([`Error::ThreadedFork`]);
-//! start your processes before you spawn threads. If you know the child only
-//! touches state no other thread can hold, opt in with the `unsafe`
-//! [`Process::allow_threads`].
-//!
-//! # Zombies
-//!
-//! A finished child stays a zombie until its parent collects its exit status.
-//! shmproc collects it in [`Process::join`], [`Process::join_timeout`],
-//! [`Process::is_alive`] and [`Process::exitcode`]; dropping an un-joined
-//! non-daemon [`Process`] joins it (blocking until it ends, as Python does
-//! for non-daemon children at exit); daemon handles that were dropped are
-//! collected by the next [`Process::start`] or [`active_children`] call.
-//!
-//! # Examples
-//!
-//! ```
-//! use shmproc::Process;
-//! let mut p = Process::new(|| println!("hello from a child")).name("greeter");
-//! assert_eq!(p.pid(), None);
-//! p.start()?;
-//! assert_eq!(p.join()?, 0);
-//! assert_eq!(p.exitcode(), Some(0));
-//! # Ok::<(), shmproc::Error>(())
-//! ```
+//! The user-facing documentation (what the child does, fork and threads,
+//! zombies) is on [`Process`], which the crate root re-exports (this module
+//! is private, so rustdoc shows only what is there).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -421,6 +378,29 @@ impl Global {
         self.me.as_ref().is_some_and(|me| me.daemon)
     }
 
+    /// [`thread_count`](Self::thread_count), re-read for up to
+    /// [`THREAD_EXIT_GRACE`] while it says more than one.
+    ///
+    /// A thread that `join` (or the end of `std::thread::scope`) has just
+    /// waited for is still counted for a moment: the joiner is woken from the
+    /// exiting thread's `CLONE_CHILD_CLEARTID` futex wake, before the kernel
+    /// removes the thread from the thread group. Without the re-read a
+    /// `start` right after a scope could be refused for threads that are
+    /// already gone. Bounded: a process that really runs threads gets its
+    /// count after the grace period.
+    fn settled_thread_count(&mut self) -> Option<usize> {
+        let deadline = Instant::now() + THREAD_EXIT_GRACE;
+        let mut pause = Duration::from_micros(10);
+        loop {
+            let threads = self.thread_count()?;
+            if threads <= 1 || Instant::now() >= deadline {
+                return Some(threads);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
     /// The number of threads this process runs (`num_threads` in
     /// `/proc/self/stat`), or `None` if /proc cannot tell.
     fn thread_count(&mut self) -> Option<usize> {
@@ -450,6 +430,11 @@ impl Global {
         rest.split_ascii_whitespace().nth(17)?.parse().ok()
     }
 }
+
+/// How long `start` keeps re-reading the thread count before it refuses with
+/// [`Error::ThreadedFork`]: threads that were just joined take a moment to
+/// leave the kernel's count (see `Global::settled_thread_count`).
+const THREAD_EXIT_GRACE: Duration = Duration::from_millis(20);
 
 static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
 
@@ -613,7 +598,7 @@ pub(crate) fn fork_child<F: FnOnce()>(
     let mut guard = global();
     let state = guard.get();
     if !options.allow_threads && !never_threaded() {
-        if let Some(threads) = state.thread_count().filter(|&n| n > 1) {
+        if let Some(threads) = state.settled_thread_count().filter(|&n| n > 1) {
             return Err(Error::ThreadedFork { threads });
         }
     }
@@ -740,12 +725,47 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
 ///
 /// Configure it builder-style with [`name`](Process::name) and
 /// [`daemon`](Process::daemon), [`start`](Process::start) it once, then
-/// [`join`](Process::join) it. See the [module docs](self) for what the child
-/// does, why a threaded process may not fork, and how zombies are avoided.
+/// [`join`](Process::join) it. The sections below say what the child does,
+/// why a threaded process may not fork, and how zombies are avoided.
 ///
 /// Exit codes follow Python: `None` while running, `Some(0)` after the body
 /// returned, `Some(1)` after it panicked, `Some(code)` after
 /// [`exit`]`(code)`, `Some(-N)` after signal N killed it.
+///
+/// # What the child does
+///
+/// 1. Before the fork the parent flushes Rust's `stdout`/`stderr` and C's
+///    stdio buffers, so nothing buffered is printed twice.
+/// 2. A daemon child asks the kernel to `SIGKILL` it when its parent dies
+///    (`prctl(PR_SET_PDEATHSIG)`), then checks that its parent is still the
+///    process that forked it (if the parent died before the `prctl`, the child
+///    kills itself the same way).
+/// 3. The closure runs under `catch_unwind`. Its exit code is 0 when it
+///    returns, 1 when it panics (the panic hook prints the message on stderr,
+///    as usual), and `code` when it calls [`exit`]`(code)`.
+/// 4. The child flushes stdio and calls `_exit`: the parent's destructors
+///    (whose copies are on the child's stack) and `atexit` handlers never run
+///    twice.
+///
+/// # Fork and threads
+///
+/// After `fork` the child has one thread: the one that called fork. A lock
+/// that another thread of the parent held at that instant (the allocator's,
+/// `stdout`'s, a `Mutex` of yours) stays locked forever in the child, and the
+/// child deadlocks when it touches it. So [`Process::start`] refuses to fork
+/// from a process that runs more than one thread ([`Error::ThreadedFork`]);
+/// start your processes before you spawn threads. If you know the child only
+/// touches state no other thread can hold, opt in with the `unsafe`
+/// [`Process::allow_threads`].
+///
+/// # Zombies
+///
+/// A finished child stays a zombie until its parent collects its exit status.
+/// shmproc collects it in [`Process::join`], [`Process::join_timeout`],
+/// [`Process::is_alive`] and [`Process::exitcode`]; dropping an un-joined
+/// non-daemon [`Process`] joins it (blocking until it ends, as Python does
+/// for non-daemon children at exit); daemon handles that were dropped are
+/// collected by the next [`Process::start`] or [`active_children`] call.
 ///
 /// # Dropping
 ///
@@ -852,6 +872,11 @@ impl Process {
     /// this process runs more than one thread (see
     /// [`allow_threads`](Process::allow_threads)); [`Error::Os`] if `fork`
     /// fails (too many processes, no memory).
+    ///
+    /// Threads that were joined do not count: right after a join (or the end
+    /// of a `std::thread::scope`) the kernel may still count an exiting
+    /// thread for a moment, and `start` re-reads the count for up to 20 ms
+    /// before it refuses.
     pub fn start(&mut self) -> Result<()> {
         if self.child.is_some() {
             return Err(Error::AlreadyStarted);
@@ -1029,6 +1054,26 @@ enum Kind {
 /// What [`current_process`], [`parent_process`] and [`active_children`]
 /// return: a process's name and pid, and for children the means to wait for
 /// and signal them.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Process, active_children, current_process};
+///
+/// assert_eq!(current_process().name(), "MainProcess");
+/// let mut p = Process::new(|| {
+///     // In the child: its own name and pid.
+///     assert_eq!(current_process().name(), "worker");
+///     assert_eq!(current_process().pid(), std::process::id() as i32);
+/// })
+/// .name("worker");
+/// p.start()?;
+/// for child in active_children() {
+///     println!("{} {} alive={}", child.name(), child.pid(), child.is_alive());
+/// }
+/// assert_eq!(p.join()?, 0); // the child's asserts held
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ProcessInfo {
     name: String,

@@ -35,6 +35,7 @@ fn main() {
             case!(no_destructors_or_atexit_in_child, 30),
             case!(second_start_and_not_started_errors, 30),
             case!(threaded_fork_refused_unless_allowed, 30),
+            case!(start_right_after_thread_scope, 60),
             case!(names_identity_and_parent, 30),
             case!(run_trait_type, 30),
             case!(active_children_reaps_finished, 30),
@@ -453,6 +454,27 @@ fn threaded_fork_refused_unless_allowed() {
     let mut p = Process::new(|| {});
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 0);
+}
+
+/// All scoped threads are joined when `thread::scope` returns, but the kernel
+/// may count an exiting thread for a moment longer; `start` must wait that
+/// out rather than refuse with `ThreadedFork`.
+fn start_right_after_thread_scope() {
+    let hits = std::sync::atomic::AtomicUsize::new(0);
+    for round in 0..50 {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            }
+        });
+        let mut p = Process::new(|| {});
+        match p.start() {
+            Ok(()) => {}
+            Err(e) => panic!("round {round}: start after the scope: {e:?}"),
+        }
+        assert_eq!(p.join().unwrap(), 0, "round {round}");
+    }
+    assert_eq!(hits.into_inner(), 200);
 }
 
 fn names_identity_and_parent() {

@@ -8,6 +8,7 @@
 mod arena;
 mod channel;
 mod compare;
+mod pool;
 mod process;
 mod sync;
 mod value;
@@ -21,6 +22,7 @@ fn main() -> Result {
     value::run()?;
     process::run()?;
     channel::run()?;
+    pool::run()?;
     compare::run()?;
     println!("\ntour finished: every part checked what it showed");
     Ok(())

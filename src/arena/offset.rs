@@ -10,6 +10,29 @@ use core::marker::PhantomData;
 /// inside the arena at that offset and that the offset is aligned for `T`, so
 /// an offset read from a corrupt or hostile segment gives an error, never an
 /// out-of-bounds access.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Arena, Offset};
+///
+/// let arena = Arena::anonymous(1 << 20)?;
+/// // A typed place in the arena: the same number means the same bytes in
+/// // every process that maps it, wherever the mapping is.
+/// let at: Offset<u32> = arena.alloc_value(7u32)?;
+/// arena.write(at, 8)?;
+/// assert_eq!(arena.read(at)?, 8);
+///
+/// // Offsets are plain numbers, so they can themselves live in shared memory.
+/// let stored: Offset<u64> = arena.alloc_value(at.raw())?;
+/// let back = Offset::<u32>::from_raw(arena.read(stored)?);
+/// assert_eq!(back, at);
+///
+/// // A bogus offset is an error, never a wild read.
+/// assert!(arena.read(Offset::<u32>::from_raw(u64::MAX - 2)).is_err());
+/// arena.free(at)?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[repr(transparent)]
 pub struct Offset<T: ?Sized> {
     raw: u64,

@@ -16,6 +16,37 @@ const NAME_MAX: usize = 250;
 /// (`/dev/shm/NAME`, mode 0600) that unrelated processes open by name; the
 /// process that created it unlinks it when it drops its handle (already
 /// attached processes keep their mapping).
+///
+/// Most programs never touch a `Segment`: an [`Arena`](crate::Arena) makes
+/// and lays out its own. It is the raw bytes, for callers that want their own
+/// layout.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::Segment;
+///
+/// // Named: any process may open it; this one created it, so it unlinks the
+/// // name when `created` is dropped.
+/// let name = format!("shmproc-doc-segment-{}", std::process::id());
+/// let created = Segment::create(&name, 1 << 16)?;
+/// let opened = Segment::open(&name)?;
+/// assert_eq!(opened.len(), 1 << 16);
+/// assert_eq!(created.name(), Some(format!("/{name}").as_str()));
+///
+/// // Two mappings of the same pages: a byte written through one is read
+/// // through the other.
+/// // SAFETY: both pointers are to the first byte of a live 64 KiB mapping,
+/// // and nothing else accesses it meanwhile.
+/// unsafe { created.as_ptr().write(42) };
+/// // SAFETY: as above.
+/// assert_eq!(unsafe { opened.as_ptr().read() }, 42);
+///
+/// // Anonymous (a memfd): shared with children forked after this point.
+/// let anonymous = Segment::anonymous(4096)?;
+/// assert_eq!((anonymous.len(), anonymous.name()), (4096, None));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Segment {
     map: MmapRaw,
     name: Option<String>,

@@ -18,6 +18,11 @@ use crate::futex::{self, WaitResult};
 use crate::loom::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+/// How often a sleeping waiter looks for a notify whose wake was lost with
+/// its notifier (see [`RawCondition::sleep`]).
+#[cfg(not(loom))]
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The shared core of a [`Condition`]: 8 bytes, all-zero = no waiters.
 ///
 /// | offset | field | meaning |
@@ -81,14 +86,45 @@ impl RawCondition {
         let moved = || (self.seq.load(Ordering::Acquire) != ticket.seq).then_some(());
         let mut notified = strategy.spin(deadline, moved).is_some();
         while !notified {
-            if futex::wait(&self.seq, ticket.seq, deadline) == WaitResult::TimedOut {
+            // Wake up now and then to look at `seq`: a notifier that died
+            // between its notify and the release that would have made its
+            // deferred wake (see `wake_deferred`) bumped `seq` but never woke
+            // us; we then go on to the lock, whose death check hands it over.
+            #[cfg(not(loom))]
+            let slice = super::earlier(deadline, Instant::now().checked_add(LOOK_EVERY));
+            #[cfg(loom)]
+            let slice = deadline;
+            if futex::wait(&self.seq, ticket.seq, slice) == WaitResult::TimedOut {
                 notified = moved().is_some();
-                break;
+                if slice == deadline {
+                    break;
+                }
+                continue;
             }
             notified = moved().is_some();
         }
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         notified
+    }
+
+    /// Announces a notify to up to `n` waiters without waking them: true if
+    /// a waiter is registered, and then the caller must [`wake`](Self::wake)
+    /// (now, or after releasing the lock).
+    #[inline]
+    pub fn bump(&self, n: u32) -> bool {
+        // SYNC POINT: SeqCst pairs with the SeqCst increment in `register`.
+        if n == 0 || self.waiters.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        // SYNC POINT: Release pairs with the Acquire load of `seq` in `sleep`.
+        self.seq.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// Wakes up to `n` sleepers (after a [`bump`](Self::bump)).
+    #[cold]
+    pub fn wake(&self, n: u32) {
+        futex::wake(&self.seq, n);
     }
 
     /// Wakes up to `n` waiters; no system call if none is registered.
@@ -116,6 +152,8 @@ impl RawCondition {
 
 #[cfg(not(loom))]
 pub use handle::Condition;
+#[cfg(not(loom))]
+pub(crate) use handle::wake_deferred;
 
 #[cfg(not(loom))]
 mod handle {
@@ -128,6 +166,61 @@ mod handle {
     use crate::sync::shared::Shared;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
+
+    /// A wake-up owed at the next release of a lock this thread holds.
+    struct Deferred {
+        /// Keeps the condition (and its mapping) alive until the wake.
+        shared: Arc<Shared<ConditionState>>,
+        n: u32,
+    }
+
+    std::thread_local! {
+        static DEFERRED: std::cell::RefCell<Vec<Deferred>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// How many wakes this thread owes (for tests).
+    #[cfg(test)]
+    pub(super) fn deferred_len() -> usize {
+        DEFERRED.with(|list| list.borrow().len())
+    }
+
+    /// Queues a wake of `n` waiters of `shared` for this thread's next
+    /// release of a marked lock; false if it could not (the thread is
+    /// exiting), and the caller wakes now.
+    fn defer(shared: &Arc<Shared<ConditionState>>, n: u32) -> bool {
+        DEFERRED
+            .try_with(|list| {
+                list.borrow_mut().push(Deferred {
+                    shared: Arc::clone(shared),
+                    n,
+                })
+            })
+            .is_ok()
+    }
+
+    /// Makes every wake this thread deferred (called by a release that found
+    /// the lock word marked `DEFERRED`, after freeing the word).
+    ///
+    /// All of them, not only those of `_lock`: the same lock may be mapped
+    /// at another address in this process, and a wake made early is only
+    /// slower, never wrong.
+    pub(crate) fn wake_deferred(_lock: &crate::sync::lock::RawLock) {
+        let _ = DEFERRED.try_with(|list| {
+            // Take the list out so no borrow is held across the wakes.
+            let due = std::mem::take(&mut *list.borrow_mut());
+            for owed in &due {
+                owed.shared.get().condition.wake(owed.n);
+            }
+            // Give the (now empty) allocation back for the next notify.
+            let mut due = due;
+            due.clear();
+            let mut list = list.borrow_mut();
+            if list.is_empty() {
+                *list = due;
+            }
+        });
+    }
 
     /// A condition and the offset of its lock, as stored in the arena.
     #[repr(C)]
@@ -340,21 +433,41 @@ mod handle {
         }
 
         /// Wakes one waiter (Python's `notify()`).
+        ///
+        /// Made while holding the lock (as Python requires), the wake-up
+        /// itself waits for the release, so the woken waiter finds the lock
+        /// free instead of sleeping again on it; made without the lock, it
+        /// wakes at once. No system call if nobody waits.
         #[inline]
         pub fn notify_one(&self) {
-            self.raw().notify(1);
+            self.notify(1);
         }
 
-        /// Wakes up to `n` waiters (Python's `notify(n)`).
+        /// Wakes up to `n` waiters (Python's `notify(n)`); see
+        /// [`Condition::notify_one`].
         #[inline]
         pub fn notify(&self, n: u32) {
-            self.raw().notify(n);
+            if !self.raw().bump(n) {
+                return;
+            }
+            let lock = self.lock.raw();
+            if lock.defer_wakes_to_release() && defer(&self.shared, n) {
+                return;
+            }
+            self.raw().wake(n);
         }
 
-        /// Wakes every waiter (Python's `notify_all()`).
+        /// Wakes every waiter (Python's `notify_all()`); see
+        /// [`Condition::notify_one`].
         #[inline]
         pub fn notify_all(&self) {
-            self.raw().notify(u32::MAX);
+            self.notify(u32::MAX);
+        }
+
+        /// Registered waiters (a snapshot, for tests).
+        #[cfg(test)]
+        pub(crate) fn raw_waiters(&self) -> u32 {
+            self.raw().waiters()
         }
 
         /// The arena the condition lives in.
@@ -382,5 +495,59 @@ mod handle {
                 lock,
             })
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::handle::deferred_len;
+    use crate::{Arena, Condition};
+    use std::time::Duration;
+
+    #[test]
+    fn a_notify_under_the_lock_wakes_at_the_release() {
+        let arena = Arena::anonymous(1 << 20).unwrap();
+        let cond = Condition::new_in(&arena).unwrap();
+        let waiter = {
+            let cond = cond.clone();
+            std::thread::spawn(move || {
+                let guard = cond.acquire().unwrap();
+                let (_guard, notified) = cond.wait_timeout(guard, Duration::from_secs(30)).unwrap();
+                notified
+            })
+        };
+        // Wait until the waiter has registered (it released the lock).
+        while cond.raw_waiters() == 0 {
+            std::thread::yield_now();
+        }
+        let guard = cond.acquire().unwrap();
+        cond.notify_one();
+        assert_eq!(deferred_len(), 1, "the wake waits for the release");
+        drop(guard);
+        assert_eq!(deferred_len(), 0, "the release made the wake");
+        assert!(
+            waiter.join().unwrap(),
+            "the waiter was notified, not timed out"
+        );
+    }
+
+    #[test]
+    fn a_notify_without_the_lock_wakes_at_once() {
+        let arena = Arena::anonymous(1 << 20).unwrap();
+        let cond = Condition::new_in(&arena).unwrap();
+        let waiter = {
+            let cond = cond.clone();
+            std::thread::spawn(move || {
+                let guard = cond.acquire().unwrap();
+                let (_guard, notified) = cond.wait_timeout(guard, Duration::from_secs(30)).unwrap();
+                notified
+            })
+        };
+        while cond.raw_waiters() == 0 {
+            std::thread::yield_now();
+        }
+        cond.notify_one();
+        assert_eq!(deferred_len(), 0);
+        assert!(waiter.join().unwrap());
     }
 }

@@ -7,6 +7,7 @@
 //! | `0` | free |
 //! | `tid` | held by thread `tid`, nobody sleeping |
 //! | `tid \| WAITERS` | held by `tid`; someone may sleep on the futex |
+//! | `tid \| DEFERRED` (with or without `WAITERS`) | held by `tid`, which owes condition wake-ups at its release |
 //!
 //! Like the kernel's `FUTEX_TID_MASK`/`FUTEX_WAITERS`: acquiring is one CAS
 //! `0 → tid` and releasing one swap to `0`; only a release that finds
@@ -14,6 +15,14 @@
 //! `WAITERS` before sleeping on the value it set, and a woken sleeper takes
 //! the lock *with* `WAITERS` (it cannot know whether others sleep), so no
 //! wake-up is lost.
+//!
+//! `DEFERRED` is how a `Condition` avoids "hurry up and wait": a notify
+//! made while holding the lock does not wake its sleeper at once (it would
+//! wake only to find the lock still held and sleep again on the lock word);
+//! it marks the word and leaves the wake in a list of the notifying thread's,
+//! and the release that finds `DEFERRED` makes those wakes after freeing the
+//! word. Only the holder sets the bit; it travels with the word until the
+//! release's swap.
 //!
 //! # Owner death
 //!
@@ -33,7 +42,9 @@ use std::time::{Duration, Instant};
 
 /// Set in the word while someone may sleep on it.
 const WAITERS: u32 = 1 << 31;
-/// The holder's tid (Linux tids are below 2^22; bit 30 is reserved).
+/// Set by the holder when it owes condition wake-ups at its release.
+const DEFERRED: u32 = 1 << 30;
+/// The holder's tid (Linux tids are below 2^22).
 const TID_MASK: u32 = (1 << 30) - 1;
 
 /// How often a sleeper checks whether the holder still lives.
@@ -225,8 +236,44 @@ impl RawLock {
         self.owner_ids.store(0, Ordering::Relaxed);
         // SYNC POINT: Release pairs with the Acquire CAS of the next holder.
         let previous = self.word.swap(0, Ordering::Release);
+        if previous & (WAITERS | DEFERRED) != 0 {
+            self.unlock_slow(previous);
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self, previous: u32) {
+        if previous & DEFERRED != 0 {
+            #[cfg(not(loom))]
+            super::condition::wake_deferred(self);
+        }
         if previous & WAITERS != 0 {
             self.wake_one();
+        }
+    }
+
+    /// Marks the word so that the release runs the calling thread's deferred
+    /// condition wakes; true if the calling thread holds the lock (and the
+    /// mark was made), false otherwise (wake now instead).
+    #[inline]
+    pub(crate) fn defer_wakes_to_release(&self) -> bool {
+        #[cfg(loom)]
+        {
+            false
+        }
+        #[cfg(not(loom))]
+        {
+            let word = self.word.load(Ordering::Relaxed);
+            if word & TID_MASK != owner::current().tid {
+                return false;
+            }
+            if word & DEFERRED == 0 {
+                // Only the holder writes DEFERRED; others only add WAITERS
+                // (a CAS), which the fetch_or keeps. The holder's own swap
+                // at release reads it (same thread, same word).
+                self.word.fetch_or(DEFERRED, Ordering::Relaxed);
+            }
+            true
         }
     }
 
@@ -458,6 +505,25 @@ mod handle {
     ///     assert!(lock.try_acquire().is_none());
     /// }
     /// assert!(lock.try_acquire().is_some());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Across processes: a child holds the lock until the parent lets it go.
+    /// ```
+    /// use shmproc::{Event, Lock, Process};
+    /// let (lock, held, go) = (Lock::new()?, Event::new()?, Event::new()?);
+    /// let (child_lock, child_held, child_go) = (lock.clone(), held.clone(), go.clone());
+    /// let mut child = Process::new(move || {
+    ///     let _guard = child_lock.acquire().unwrap();
+    ///     child_held.set();
+    ///     child_go.wait(); // released when `_guard` drops
+    /// });
+    /// child.start()?;
+    /// held.wait();
+    /// assert!(lock.try_acquire().is_none(), "the child holds it");
+    /// go.set();
+    /// let _guard = lock.acquire()?; // waits for the child's release
+    /// assert_eq!(child.join()?, 0);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     #[derive(Clone)]

@@ -70,6 +70,22 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 ///
 /// Set per handle (`lock.set_wait_strategy(..)`); the default is
 /// [`WaitStrategy::DEFAULT`].
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Event, WaitStrategy};
+/// use std::time::Duration;
+///
+/// // An event whose waiters sleep at once (no spinning): for waits that are
+/// // long compared with a futex wake-up.
+/// let event = Event::new()?.with_wait_strategy(WaitStrategy::Park);
+/// assert!(!event.wait_timeout(Duration::from_millis(1)));
+/// event.set();
+/// assert!(event.wait_timeout(Duration::from_millis(1)));
+/// assert_eq!(WaitStrategy::default(), WaitStrategy::DEFAULT);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitStrategy {
     /// Never sleep: re-check until the condition is met or the deadline

@@ -228,6 +228,31 @@ impl<T> Drop for LockedGuard<'_, T> {
 /// assert_eq!(p.get(), Point { x: 11, y: 22 });
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+///
+/// Across processes (Python's `with v.get_lock(): v.value += 1`): create the
+/// value before starting the processes; each gets a handle by `clone`.
+/// ```
+/// use shmproc::{Process, Value};
+/// let counter = Value::new(0u64)?;
+/// let mut children: Vec<Process> = (0..2)
+///     .map(|_| {
+///         let counter = counter.clone();
+///         Process::new(move || {
+///             for _ in 0..1000 {
+///                 *counter.lock().unwrap() += 1;
+///             }
+///         })
+///     })
+///     .collect();
+/// for child in &mut children {
+///     child.start()?;
+/// }
+/// for child in &children {
+///     assert_eq!(child.join()?, 0);
+/// }
+/// assert_eq!(counter.get(), 2000);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Value<T: Pod> {
     locked: Locked<T>,
 }
