@@ -792,10 +792,16 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
 /// ```
 pub struct Process {
     body: Option<Box<dyn FnOnce()>>,
+    /// After `start`, this process's copy of the target, kept unused until
+    /// the child has ended (see [`Process::start`]).
+    kept: std::cell::RefCell<Option<KeptTarget>>,
     /// Name and identity move into `child` at start.
     options: ForkOptions,
     child: Option<Arc<Child>>,
 }
+
+/// A started target: the child runs it, the parent only keeps it.
+type KeptTarget = std::rc::Rc<std::cell::Cell<Option<Box<dyn FnOnce()>>>>;
 
 impl Process {
     /// A process that will run `target` (a closure or a [`Run`] type) once
@@ -806,6 +812,7 @@ impl Process {
         let identity = next_identity();
         Process {
             body: Some(Box::new(move || target.run())),
+            kept: std::cell::RefCell::new(None),
             options: ForkOptions {
                 name: identity_name("Process", &identity),
                 identity,
@@ -863,8 +870,17 @@ impl Process {
     /// Forks the child, which runs the target and exits.
     ///
     /// Flushes stdout/stderr first, so text printed before `start` appears
-    /// once. The target (and what it captured) is dropped in this process
-    /// once the child is running.
+    /// once.
+    ///
+    /// This process keeps its copy of the target (and what it captured),
+    /// unused, until the child has ended: `join` (or a `join_timeout` that
+    /// sees the end) or dropping the `Process` lets it go. So a shared
+    /// object moved into the closure stays allocated in its arena while the
+    /// child uses it, even when the parent kept no handle of its own (an
+    /// object's memory returns to the arena when the creating process drops
+    /// its last handle). The flip side, unlike Python: a file descriptor the
+    /// closure captured stays open here until then too; join before reading
+    /// a pipe to its end. An un-joined daemon's target is never dropped.
     ///
     /// # Errors
     ///
@@ -881,9 +897,37 @@ impl Process {
         if self.child.is_some() {
             return Err(Error::AlreadyStarted);
         }
-        let child = fork_child(&mut self.options, &mut self.body)?;
-        self.child = Some(child);
-        Ok(())
+        let Some(target) = self.body.take() else {
+            return Err(Error::AlreadyStarted);
+        };
+        let target: KeptTarget = std::rc::Rc::new(std::cell::Cell::new(Some(target)));
+        let mut body = Some({
+            let target = std::rc::Rc::clone(&target);
+            move || {
+                if let Some(run) = target.take() {
+                    run();
+                }
+            }
+        });
+        match fork_child(&mut self.options, &mut body) {
+            Ok(child) => {
+                self.child = Some(child);
+                *self.kept.get_mut() = Some(target);
+                Ok(())
+            }
+            Err(e) => {
+                drop(body);
+                self.body = target.take();
+                Err(e)
+            }
+        }
+    }
+
+    /// Lets this process's copy of the target go (the child has ended).
+    fn release_target(&self) {
+        let kept = self.kept.borrow_mut().take();
+        // Dropped outside the borrow: its destructors may do anything.
+        drop(kept);
     }
 
     fn started(&self) -> Result<&Arc<Child>> {
@@ -901,7 +945,10 @@ impl Process {
     pub fn join(&self) -> Result<i32> {
         let child = self.started()?;
         match child.wait_deadline(None)? {
-            Some(status) => status.exitcode().ok_or_else(|| status_lost(child.pid())),
+            Some(status) => {
+                self.release_target();
+                status.exitcode().ok_or_else(|| status_lost(child.pid()))
+            }
             None => Err(Error::Timeout), // unreachable without a deadline
         }
     }
@@ -919,10 +966,13 @@ impl Process {
         let child = self.started()?;
         let deadline = Instant::now().checked_add(timeout);
         match child.wait_deadline(deadline)? {
-            Some(status) => status
-                .exitcode()
-                .map(Some)
-                .ok_or_else(|| status_lost(child.pid())),
+            Some(status) => {
+                self.release_target();
+                status
+                    .exitcode()
+                    .map(Some)
+                    .ok_or_else(|| status_lost(child.pid()))
+            }
             None => Ok(None),
         }
     }
@@ -1030,8 +1080,14 @@ impl Drop for Process {
     /// daemon running (see the type's docs).
     fn drop(&mut self) {
         if let Some(child) = &self.child {
-            if !child.daemon && child.owner == getpid() {
-                let _ = child.wait_deadline(None);
+            if child.owner == getpid() {
+                if !child.daemon {
+                    let _ = child.wait_deadline(None);
+                } else if matches!(child.try_wait(), Ok(None)) {
+                    // A daemon left running may still use what its target
+                    // captured: never free it here.
+                    std::mem::forget(self.kept.get_mut().take());
+                }
             }
         }
     }

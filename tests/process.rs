@@ -43,6 +43,7 @@ fn main() {
             case!(drop_joins_non_daemon, 30),
             case!(foreign_handle_cannot_join, 30),
             case!(cpu_count_matches_affinity, 30),
+            case!(captures_live_in_the_parent_until_join, 30),
         ],
         &[],
     );
@@ -669,4 +670,57 @@ fn cpu_count_matches_affinity() {
     one.set(first);
     rustix::thread::sched_setaffinity(None, &one).unwrap();
     assert_eq!(shmproc::cpu_count(), 1);
+}
+
+/// A shared object moved into a child's closure must stay allocated in the
+/// parent while the child runs (its memory returns to the arena when the
+/// creating process drops its last handle): the parent keeps its copy of
+/// the target until the child has ended.
+fn captures_live_in_the_parent_until_join() {
+    struct Witness {
+        dropped_in: Arc<std::sync::atomic::AtomicU32>,
+        pid: u32,
+    }
+    impl Drop for Witness {
+        fn drop(&mut self) {
+            if std::process::id() == self.pid {
+                self.dropped_in
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+    let dropped = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let witness = Witness {
+        dropped_in: Arc::clone(&dropped),
+        pid: std::process::id(),
+    };
+    let queue = shmproc::Queue::<u64>::new(4).unwrap();
+    let queue_in_child = queue.clone();
+    let mut p = Process::new(move || {
+        let _witness = &witness;
+        queue_in_child.put(7).unwrap();
+    });
+    p.start().unwrap();
+    let count = || dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        count(),
+        0,
+        "the parent's copy of the target was dropped at start"
+    );
+    assert_eq!(queue.get().unwrap(), 7);
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(count(), 1, "join lets the parent's copy go");
+
+    // Dropping an un-joined non-daemon Process joins it, then lets go.
+    let witness = Witness {
+        dropped_in: Arc::clone(&dropped),
+        pid: std::process::id(),
+    };
+    let mut p = Process::new(move || {
+        let _witness = &witness;
+    });
+    p.start().unwrap();
+    assert_eq!(count(), 1);
+    drop(p);
+    assert_eq!(count(), 2);
 }
