@@ -10,5 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command="scripts/bench_all.sh${*:+ $*}"
+# A full run starts from nothing, so no figure of an earlier run (or of a
+# bench id since renamed) reaches the report.
+if [ "$#" -eq 0 ]; then
+    rm -rf target/criterion
+fi
 cargo bench "$@"
 python3 scripts/bench_report.py --command "$command"
