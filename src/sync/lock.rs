@@ -472,7 +472,6 @@ mod handle {
         }
     }
 
-    #[inline]
     pub(crate) fn wrap<G>(
         guard: G,
         result: std::result::Result<(), OwnerDiedInfo>,
@@ -568,7 +567,6 @@ mod handle {
         /// # Errors
         /// [`OwnerDied`] holding the guard if the previous holder died
         /// holding the lock: the lock *is* held.
-        #[inline]
         #[inline]
         pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
             let result = self.raw().lock_with(self.strategy);

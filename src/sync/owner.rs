@@ -39,7 +39,6 @@ extern "C" fn after_fork_in_child() {
 /// The calling thread's identity (cached; one `/proc` read per thread).
 #[cfg(not(loom))]
 #[inline]
-#[inline]
 pub fn current() -> OwnerId {
     use std::cell::Cell;
     const NONE: (u32, OwnerId) = (
