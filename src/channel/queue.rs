@@ -419,7 +419,7 @@ impl<T: Message> Queue<T> {
         let read = |slot: &SlotHeader, payload: *const u8| -> Result<T> {
             let len = slot.len();
             match slot.kind() {
-                KIND_INLINE if len <= slot_payload => {
+                KIND_INLINE if len <= slot_payload && u64::from(len) <= queue.max_message => {
                     // SAFETY: the slot is ours (claimed) and `len` bytes of
                     // its payload lie inside it (checked).
                     let bytes = unsafe { core::slice::from_raw_parts(payload, len as usize) };
@@ -431,6 +431,12 @@ impl<T: Message> Queue<T> {
                     unsafe { core::ptr::copy_nonoverlapping(payload, raw.as_mut_ptr(), 16) };
                     let offset = u64::from_le_bytes(raw[..8].try_into().unwrap_or([0; 8]));
                     let len = u64::from_le_bytes(raw[8..].try_into().unwrap_or([0; 8]));
+                    if len > queue.max_message {
+                        return Err(ring::corrupt(format!(
+                            "queue slot names a block of {len} bytes, more than the {} a message may have",
+                            queue.max_message
+                        )));
+                    }
                     let ptr = queue.arena.check_range(offset, len, 1).map_err(|_| {
                         ring::corrupt(format!(
                             "queue slot names block {offset:#x} of {len} bytes outside the arena"
