@@ -419,7 +419,7 @@ impl<T: Message> Queue<T> {
         let read = |slot: &SlotHeader, payload: *const u8| -> Result<T> {
             let len = slot.len();
             match slot.kind() {
-                KIND_INLINE if len <= slot_payload && u64::from(len) <= queue.max_message => {
+                KIND_INLINE if len <= slot_payload && len <= queue.max_message => {
                     // SAFETY: the slot is ours (claimed) and `len` bytes of
                     // its payload lie inside it (checked).
                     let bytes = unsafe { core::slice::from_raw_parts(payload, len as usize) };
