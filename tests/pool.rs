@@ -19,23 +19,10 @@ fn pid() -> i32 {
 
 /// Live (or zombie) children of `parent`, from /proc.
 fn children_of(parent: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(parent) {
-            found.push(pid);
-        }
-    }
-    found
+    common::children_of(parent)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn assert_no_children() {

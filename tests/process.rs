@@ -91,26 +91,11 @@ fn read_line_timeout(r: &mut File, timeout: Duration) -> String {
 
 /// Pids of zombie children of this process (state Z, ppid = us).
 fn zombie_children() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut zombies = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut fields = stat[close + 1..].split_ascii_whitespace();
-        let state = fields.next().unwrap_or("");
-        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == me && state == "Z" {
-            zombies.push(pid);
-        }
-    }
-    zombies
+    common::children_of(std::process::id() as i32)
+        .into_iter()
+        .filter(|&(_, state)| state == 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `/proc/<pid>/stat` state letter, or None if the pid is gone.

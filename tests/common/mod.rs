@@ -393,3 +393,32 @@ pub fn wait_helper(mut child: Child, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Children of `parent` now, from `/proc/*/stat`: `(pid, state letter)`
+/// (`'Z'` for a zombie). For tests that check nothing was left behind.
+pub fn children_of(parent: i32) -> Vec<(i32, char)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields start
+        // after the last ')'.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 1..].split_ascii_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            found.push((pid, state));
+        }
+    }
+    found
+}
