@@ -202,19 +202,18 @@ mod handle {
     /// Makes every wake this thread deferred (called by a release that found
     /// the lock word marked `DEFERRED`, after freeing the word).
     ///
-    /// All of them, not only those of `_lock`: the same lock may be mapped
-    /// at another address in this process, and a wake made early is only
-    /// slower, never wrong.
-    pub(crate) fn wake_deferred(_lock: &crate::sync::lock::RawLock) {
+    /// All of them, not only those of the lock being released: the same lock
+    /// may be mapped at another address in this process, and a wake made
+    /// early is only slower, never wrong.
+    pub(crate) fn wake_deferred() {
         let _ = DEFERRED.try_with(|list| {
-            // Take the list out so no borrow is held across the wakes.
-            let due = std::mem::take(&mut *list.borrow_mut());
-            for owed in &due {
+            // Take the list out so no borrow is held across the wakes (or
+            // across the drops of the last handles they may hold).
+            let mut due = std::mem::take(&mut *list.borrow_mut());
+            for owed in due.drain(..) {
                 owed.shared.get().condition.wake(owed.n);
             }
             // Give the (now empty) allocation back for the next notify.
-            let mut due = due;
-            due.clear();
             let mut list = list.borrow_mut();
             if list.is_empty() {
                 *list = due;

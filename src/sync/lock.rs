@@ -245,7 +245,7 @@ impl RawLock {
     fn unlock_slow(&self, previous: u32) {
         if previous & DEFERRED != 0 {
             #[cfg(not(loom))]
-            super::condition::wake_deferred(self);
+            super::condition::wake_deferred();
         }
         if previous & WAITERS != 0 {
             self.wake_one();
