@@ -342,16 +342,16 @@ fn encode_part<T: Message>(value: &T, prefixed: bool, out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// Splits one part off the front of `bytes` (see [`encode_part`]).
-fn decode_part<T: Message>(bytes: &mut &[u8], prefixed: bool, last: bool) -> Result<T> {
+/// Splits one part off the front of `bytes` (see [`encode_part`]): its
+/// length is its prefix, or, when the tuple has no prefixes, its fixed size
+/// (every part of such a tuple has one).
+fn decode_part<T: Message>(bytes: &mut &[u8], prefixed: bool) -> Result<T> {
     let len = if prefixed {
         let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
             return Err(codec_error("a tuple's bytes end inside a length"));
         };
         *bytes = rest;
         usize::try_from(u32::from_le_bytes(*len)).unwrap_or(usize::MAX)
-    } else if last {
-        bytes.len()
     } else {
         T::FIXED_SIZE.unwrap_or(usize::MAX)
     };
@@ -364,7 +364,7 @@ fn decode_part<T: Message>(bytes: &mut &[u8], prefixed: bool, last: bool) -> Res
 }
 
 macro_rules! tuple_message {
-    ($($name:ident),+; $last:ident) => {
+    ($($name:ident),+) => {
         impl<$($name: Message,)+> Message for ($($name,)+) {
             const FIXED_SIZE: Option<usize> = {
                 let mut total = 0usize;
@@ -387,8 +387,7 @@ macro_rules! tuple_message {
             #[allow(non_snake_case)]
             fn decode(mut bytes: &[u8]) -> Result<Self> {
                 let prefixed = Self::FIXED_SIZE.is_none();
-                $( let $name = decode_part::<$name>(
-                    &mut bytes, prefixed, stringify!($name) == stringify!($last))?; )+
+                $( let $name = decode_part::<$name>(&mut bytes, prefixed)?; )+
                 if !bytes.is_empty() {
                     return Err(codec_error("a tuple's bytes go on past its last part"));
                 }
@@ -398,10 +397,10 @@ macro_rules! tuple_message {
     };
 }
 
-tuple_message!(A; A);
-tuple_message!(A, B; B);
-tuple_message!(A, B, C; C);
-tuple_message!(A, B, C, D; D);
+tuple_message!(A);
+tuple_message!(A, B);
+tuple_message!(A, B, C);
+tuple_message!(A, B, C, D);
 
 /// A `serde` type that travels encoded with postcard.
 ///
