@@ -166,7 +166,7 @@ impl<T> std::fmt::Debug for Queue<T> {
 
 impl<T: Message> Queue<T> {
     /// A queue of `capacity` messages in the process-wide default arena
-    /// (`0`: [`UNBOUNDED_CAPACITY`], as Python's `Queue()` is unbounded).
+    /// (`0`: 32,768 slots, as Python's `Queue()` is unbounded).
     ///
     /// # Errors
     /// The default arena could not be created, or is full.
@@ -702,7 +702,7 @@ impl<T: Message> Publish for JoinableQueue<T> {
 
 /// Python's `SimpleQueue`: `put`, `get`, `empty`, `close`, nothing else.
 ///
-/// Backed by a [`Queue`] of [`UNBOUNDED_CAPACITY`] slots, so `put` only
+/// Backed by a [`Queue`] of 32,768 slots, so `put` only
 /// waits when that many messages are pending.
 ///
 /// # Examples
