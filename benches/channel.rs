@@ -199,6 +199,31 @@ fn roundtrip(c: &mut Criterion) {
         });
     });
 
+    // The floor for any channel that gives each direction its own memory
+    // (a duplex Pipe is two rings): each side stores to its own line and
+    // spins on the other's, so a round trip moves two lines, not one.
+    group.bench_function("floor_spin_two_lines", |b| {
+        let (ping, pong) = (word64(1024), word64(1152));
+        b.iter_custom(|iters| {
+            ping.store(0, Ordering::SeqCst);
+            pong.store(0, Ordering::SeqCst);
+            one_child(
+                move || {
+                    for i in 1..=iters {
+                        spin_until(|| ping.load(Ordering::Acquire) == i);
+                        pong.store(i, Ordering::Release);
+                    }
+                },
+                || {
+                    for i in 1..=iters {
+                        ping.store(i, Ordering::Release);
+                        spin_until(|| pong.load(Ordering::Acquire) == i);
+                    }
+                },
+            )
+        });
+    });
+
     group.bench_function("floor_futex_pingpong", |b| {
         let (ping, pong) = (word(256), word(384));
         b.iter_custom(|iters| {

@@ -540,6 +540,7 @@ impl Connection {
                 )
             },
             || {
+                ring.check_indices()?;
                 let (pid, start) = header.sender_stamp();
                 if is_dead(pid, start) {
                     return Err(Error::PeerDied { pid: pid as i32 });
@@ -587,6 +588,7 @@ impl Connection {
                 None => Ok(None),
             },
             || {
+                ring.check_indices()?;
                 let (pid, start) = header.sender_stamp();
                 if is_dead(pid, start) && ring.try_peek()?.is_none() {
                     return Err(Error::PeerDied { pid: pid as i32 });

@@ -9,7 +9,7 @@
 //! | line | written by | fields |
 //! |---|---|---|
 //! | 0 | sender | `tail` (bytes committed), `head_cache` (the sender's last look at `head`) |
-//! | 1 | receiver | `head` (bytes released), `tail_cache` |
+//! | 1 | receiver | `head` (bytes released) |
 //! | 2 | both (rarely) | futex words and sleeper counts, `closed` bits, `capacity`, the stamps (pid, start time) of the processes using each end |
 //!
 //! # Frames
@@ -18,16 +18,30 @@
 //! `len: u32 | kind: u32 << 32`, then `len` payload bytes, padded to 8.
 //! A frame never wraps: when it does not fit before the end of the data
 //! area, the sender writes a `PAD` header there and the frame starts at
-//! position 0; the pad and the frame are published by one store of `tail`.
-//! A frame is at most `capacity / 2` bytes, so a pad and a frame always fit
-//! an empty ring together.
+//! position 0. A frame is at most `capacity / 2` bytes, so a pad, a frame
+//! and the next header word always fit an empty ring together.
+//!
+//! # Publication: the header word is the flag
+//!
+//! The receiver does not read `tail`: it polls the header word at `head`,
+//! where a zero means "nothing yet". The sender keeps that true: before it
+//! publishes a frame it zeroes the header word that follows it (reserved
+//! with the frame), then stores the frame's header word (or the pad's, when
+//! the frame went to position 0) with one SeqCst store. So a round trip
+//! moves one cache line each way (the frame's, which for a small message
+//! holds header and payload), not two (the index's, then the frame's); the
+//! sender's `tail` stays in the sender's cache. `tail` is still stored (for
+//! `pending` and for a handle attached later).
 //!
 //! # Validation (receiver)
 //!
-//! `tail - head` must be a multiple of 8 and at most `capacity`; a header's
-//! kind must be known; a frame (or pad) must end inside both the data area
-//! and the published bytes. Anything else is [`Error::Corrupt`](crate::Error::Corrupt).
-//! The sender checks `tail - head` the same way.
+//! `head` must be a multiple of 8; a header's kind must be known (a pad
+//! not at 0 and followed by a frame at 0); a frame must end inside the data
+//! area; [`check_indices`](SpscRing::check_indices), run while a receiver
+//! waits, checks `tail - head` against the capacity (so a scribbled header
+//! that moved `head` past `tail` ends a wait with an error). Anything else is
+//! [`Error::Corrupt`](crate::Error::Corrupt). The sender checks `tail - head`
+//! whenever it reads `head`.
 
 use super::{Sleepers, corrupt};
 use crate::error::{Error, Result};
@@ -57,7 +71,7 @@ pub struct SpscHeader {
     head_cache: AtomicU64,
     _sender_line: [u64; 14],
     head: AtomicU64,
-    tail_cache: AtomicU64,
+    _unused: AtomicU64,
     _receiver_line: [u64; 14],
     data_word: AtomicU32,
     data_sleepers: AtomicU32,
@@ -71,6 +85,10 @@ pub struct SpscHeader {
     sender_start: AtomicU64,
     receiver_start: AtomicU64,
     _control_line: [u64; 9],
+    /// Under loom the data area's header words live here (loom atomics
+    /// cannot be made from a pointer into a plain buffer).
+    #[cfg(loom)]
+    words: Box<[AtomicU64]>,
 }
 
 #[cfg(not(loom))]
@@ -90,7 +108,7 @@ impl SpscHeader {
             head_cache: AtomicU64::new(0),
             _sender_line: [0; 14],
             head: AtomicU64::new(0),
-            tail_cache: AtomicU64::new(0),
+            _unused: AtomicU64::new(0),
             _receiver_line: [0; 14],
             data_word: AtomicU32::new(0),
             data_sleepers: AtomicU32::new(0),
@@ -104,10 +122,14 @@ impl SpscHeader {
             sender_start: AtomicU64::new(0),
             receiver_start: AtomicU64::new(0),
             _control_line: [0; 9],
+            #[cfg(loom)]
+            words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// Stores every field (the block may hold an earlier object's bytes).
+    /// The creator also zeroes the data area (its first header word must
+    /// read "nothing yet").
     pub fn init(&self, capacity: u64) {
         for word in [
             &self.data_word,
@@ -125,7 +147,7 @@ impl SpscHeader {
             &self.tail,
             &self.head_cache,
             &self.head,
-            &self.tail_cache,
+            &self._unused,
             &self.sender_start,
             &self.receiver_start,
         ] {
@@ -262,7 +284,8 @@ impl<'a> SpscRing<'a> {
     /// `data` is valid for reads and writes of `capacity` bytes for `'a`,
     /// 8-aligned, and only ever accessed by this ring protocol (the sender
     /// writes only reserved, unpublished bytes; the receiver reads only
-    /// published, unreleased bytes). `capacity` passed `valid_capacity`.
+    /// published, unreleased bytes; header words are accessed atomically).
+    /// `capacity` passed `valid_capacity`.
     pub unsafe fn new(header: &'a SpscHeader, data: NonNull<u8>, capacity: u64) -> Self {
         debug_assert!(Self::valid_capacity(capacity));
         SpscRing {
@@ -292,9 +315,32 @@ impl<'a> SpscRing<'a> {
         index & (self.capacity - 1)
     }
 
+    /// The header word at data position `pos` (callers pass a multiple of
+    /// 8 below `capacity`; anything else is clamped into the area, so a bad
+    /// caller gets a wrong word, never a stray access).
+    #[cfg(not(loom))]
+    #[inline]
+    fn word(&self, pos: u64) -> &'a AtomicU64 {
+        let pos = self.mask(pos) & !7;
+        let ptr = self.data.as_ptr().wrapping_add(pos as usize).cast::<u64>();
+        // SAFETY: `pos` is a multiple of 8 below `capacity` (masked above),
+        // `data` is 8-aligned and valid for `capacity` bytes for 'a (`new`),
+        // and header words are only ever accessed atomically while they can
+        // be a header (the ring protocol; plain payload writes reuse the
+        // bytes only after the receiver released them).
+        unsafe { AtomicU64::from_ptr(ptr) }
+    }
+
+    #[cfg(loom)]
+    #[inline]
+    fn word(&self, pos: u64) -> &'a AtomicU64 {
+        &self.header.words[(self.mask(pos) / 8) as usize]
+    }
+
     /// Reserves room for a frame of `len` payload bytes (`len` at most
     /// [`max_frame_payload`](Self::max_frame_payload)); `Ok(None)` when the
-    /// ring is full for now.
+    /// ring is full for now. Room includes the header word after the frame,
+    /// which `commit` zeroes.
     #[inline]
     pub fn try_reserve(&self, len: u64) -> Result<Option<Reservation>> {
         if len > self.max_frame_payload() {
@@ -311,7 +357,7 @@ impl<'a> SpscRing<'a> {
         } else {
             0
         };
-        let want = pad + need;
+        let want = pad + need + FRAME_HEADER;
         let mut used = tail.wrapping_sub(self.header.head_cache.load(Ordering::Relaxed));
         if used > self.capacity || self.capacity - used < want {
             // SYNC POINT: Acquire pairs with the SeqCst store of `head` in
@@ -328,12 +374,6 @@ impl<'a> SpscRing<'a> {
             if self.capacity - used < want {
                 return Ok(None);
             }
-        }
-        if pad != 0 {
-            // SAFETY: `pos + 8 <= capacity` (pos is a multiple of 8 below
-            // capacity) and the bytes at `pos` are free (reserved above, not
-            // yet published), so no reader looks at them.
-            unsafe { self.write_header(pos, 0, KIND_PAD) };
         }
         Ok(Some(Reservation {
             tail,
@@ -356,75 +396,59 @@ impl<'a> SpscRing<'a> {
     #[inline]
     pub fn commit(&self, reservation: Reservation, len: u64, kind: u32) {
         let len = len.min(reservation.len);
-        // SAFETY: the header slot is reserved and unpublished (try_reserve).
-        unsafe { self.write_header(reservation.pos, len as u32, kind) };
         let tail = reservation.tail + reservation.pad + frame_size(len);
-        // SYNC POINT: SeqCst store pairs with the Acquire loads of `tail` in
-        // `try_peek` (the frame bytes are visible to whoever sees the index)
-        // and, with `wake`, with the receiver's sleeper handshake.
-        self.header.tail.store(tail, Ordering::SeqCst);
+        // The next frame's header word is reserved with this frame: zero it
+        // before the publishing store, so the receiver, once past this
+        // frame, reads "nothing yet" there until the next commit.
+        self.word(tail).store(0, Ordering::Relaxed);
+        let frame = header_word(len as u32, kind);
+        let published = if reservation.pad != 0 {
+            // The frame goes to position 0, where the receiver is not
+            // looking (it waits at the pad's position, which is not 0).
+            self.word(0).store(frame, Ordering::Relaxed);
+            header_word(0, KIND_PAD)
+        } else {
+            frame
+        };
+        // SYNC POINT: SeqCst store pairs with the Acquire load of this word
+        // in `try_peek` (payload, the frame at 0 behind a pad and the zeroed
+        // next word are visible to whoever sees it) and, with `wake`, with
+        // the receiver's sleeper handshake.
+        self.word(reservation.tail)
+            .store(published, Ordering::SeqCst);
+        self.header.tail.store(tail, Ordering::Relaxed);
         self.header.data_sleepers().wake(false);
-    }
-
-    /// # Safety
-    /// `pos` is a multiple of 8 below `capacity` and the 8 bytes there are
-    /// reserved by the caller (not readable by the receiver).
-    #[inline]
-    unsafe fn write_header(&self, pos: u64, len: u32, kind: u32) {
-        let word = u64::from(len) | (u64::from(kind) << 32);
-        let ptr = self.data.as_ptr().wrapping_add(pos as usize).cast::<u64>();
-        // SAFETY: in bounds and 8-aligned (caller + `new`'s contract).
-        unsafe { ptr.write_volatile(word) };
-    }
-
-    #[inline]
-    fn read_header(&self, pos: u64) -> (u32, u32) {
-        let ptr = self.data.as_ptr().wrapping_add(pos as usize).cast::<u64>();
-        // SAFETY: callers pass a multiple of 8 below capacity (so the 8
-        // bytes are in bounds and aligned); the bytes are published (a plain
-        // read of published data; volatile so it is read exactly once).
-        let word = unsafe { ptr.read_volatile() };
-        (word as u32, (word >> 32) as u32)
     }
 
     /// Looks for the next frame; `Ok(None)` if none is published.
     #[inline]
     pub fn try_peek(&self) -> Result<Option<Frame>> {
         let head = self.header.head.load(Ordering::Relaxed);
-        let mut tail = self.header.tail_cache.load(Ordering::Relaxed);
-        let avail = tail.wrapping_sub(head);
-        if avail == 0 || avail > self.capacity {
-            // SYNC POINT: Acquire pairs with the SeqCst store in `commit`.
-            tail = self.header.tail.load(Ordering::Acquire);
-            if tail == head {
-                return Ok(None);
-            }
-            self.header.tail_cache.store(tail, Ordering::Relaxed);
+        // SYNC POINT: Acquire pairs with the SeqCst publishing store in
+        // `commit`.
+        let word = self.word(head).load(Ordering::Acquire);
+        if word == 0 {
+            return Ok(None);
         }
-        self.frame_at(head, tail)
+        self.frame_at(head, word)
     }
 
     #[inline]
-    fn frame_at(&self, head: u64, tail: u64) -> Result<Option<Frame>> {
-        let mut avail = tail.wrapping_sub(head);
-        if avail > self.capacity || avail % 8 != 0 || head % 8 != 0 {
-            return Err(self.bad(head, tail, "indices"));
+    fn frame_at(&self, head: u64, word: u64) -> Result<Option<Frame>> {
+        if head % 8 != 0 {
+            return Err(self.bad(head, "head"));
         }
         let mut pos = self.mask(head);
         let mut consumed = 0;
-        let (mut len, mut kind) = self.read_header(pos);
+        let (mut len, mut kind) = split_header(word);
         if kind == KIND_PAD {
-            let pad = self.capacity - pos;
-            if pad > avail || pos == 0 {
-                return Err(self.bad(head, tail, "pad"));
+            if pos == 0 || len != 0 {
+                return Err(self.bad(head, "pad"));
             }
-            consumed = pad;
-            avail -= pad;
+            consumed = self.capacity - pos;
             pos = 0;
-            if avail == 0 {
-                return Err(self.bad(head, tail, "pad without a frame"));
-            }
-            (len, kind) = self.read_header(0);
+            // Ordered by the Acquire load of the pad (see `commit`).
+            (len, kind) = split_header(self.word(0).load(Ordering::Relaxed));
         }
         let need = frame_size(u64::from(len));
         let fits = match kind {
@@ -432,8 +456,8 @@ impl<'a> SpscRing<'a> {
             KIND_BLOCK => len == 16,
             _ => false,
         };
-        if !fits || need > avail || pos + need > self.capacity {
-            return Err(self.bad(head, tail, "frame header"));
+        if !fits || pos + need > self.capacity {
+            return Err(self.bad(head, "frame header"));
         }
         Ok(Some(Frame {
             head,
@@ -444,8 +468,21 @@ impl<'a> SpscRing<'a> {
         }))
     }
 
+    /// Checks `tail - head` (run while a receiver waits; the receiver's
+    /// fast path does not read `tail`).
+    pub fn check_indices(&self) -> Result<()> {
+        let head = self.header.head.load(Ordering::Relaxed);
+        let tail = self.header.tail.load(Ordering::Acquire);
+        let used = tail.wrapping_sub(head);
+        if used > self.capacity || used % 8 != 0 {
+            return Err(self.bad(head, "indices"));
+        }
+        Ok(())
+    }
+
     #[cold]
-    fn bad(&self, head: u64, tail: u64, what: &str) -> Error {
+    fn bad(&self, head: u64, what: &str) -> Error {
+        let tail = self.header.tail.load(Ordering::Relaxed);
         corrupt(format!(
             "SPSC ring {what} (head {head}, tail {tail}, capacity {})",
             self.capacity
@@ -472,4 +509,15 @@ impl<'a> SpscRing<'a> {
             .store(frame.head.wrapping_add(frame.consumed), Ordering::SeqCst);
         self.header.space_sleepers().wake(false);
     }
+}
+
+/// A frame header word: `len | kind << 32` (never 0 for a known kind).
+#[inline]
+fn header_word(len: u32, kind: u32) -> u64 {
+    u64::from(len) | (u64::from(kind) << 32)
+}
+
+#[inline]
+fn split_header(word: u64) -> (u32, u32) {
+    (word as u32, (word >> 32) as u32)
 }
