@@ -1,8 +1,9 @@
 //! Pool benchmarks: `map` of a trivial function over 1,000,000 `u64`s, and
 //! the `apply_async(..).get()` round trip on an idle and a busy pool,
 //! against rayon (threads, the ceiling), Python's `multiprocessing.Pool`
-//! (benches/python_pool.py, run from here) and the physical floor (a futex
-//! ping-pong and a spin ping-pong between two processes).
+//! (benches/python_pool.py, run from here) and the physical floors (one
+//! `memcpy` of the data; a futex ping-pong and a spin ping-pong between two
+//! processes).
 //!
 //! `cargo bench --bench pool`. Without python3 the Python figures are
 //! skipped with a message.
@@ -61,6 +62,11 @@ fn ping_pong(spin: bool) -> PingPong {
     let at: Offset<u32> = arena.alloc_value(0u32).unwrap();
     let word: &'static AtomicU32 = arena.atomic_u32(at).unwrap();
     let mut child = Process::new(move || {
+        // Sleep until the first round trip: a spinning child would burn one
+        // of the CPUs through every other group of this bench.
+        while word.load(Ordering::Acquire) == 0 {
+            shmproc::futex::wait(word, 0, None);
+        }
         let mut expect = 1u32;
         loop {
             let mut now = word.load(Ordering::Acquire);
@@ -95,7 +101,7 @@ impl PingPong {
         let word = self.word;
         let next = word.load(Ordering::Relaxed) + 1;
         word.store(next, Ordering::Release);
-        if !spin {
+        if !spin || next == 1 {
             shmproc::futex::wake_one(word);
         }
         let mut now = word.load(Ordering::Acquire);
@@ -161,6 +167,11 @@ fn benches(c: &mut Criterion) {
                     .for_each(|(o, &x)| *o = trivial(x))
             })
         })
+    });
+    // One copy of the data: `map`'s caller must make two (items into shared
+    // memory, results out of it), one core's memory bandwidth each.
+    group.bench_function("floor_memcpy", |b| {
+        b.iter(|| out.copy_from_slice(black_box(&input)))
     });
     if with_python {
         group.sample_size(10);

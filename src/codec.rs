@@ -96,6 +96,143 @@ pub trait Message: Sized {
     ///
     /// [`Error::Codec`] when `bytes` are not the encoding of a `Self`.
     fn decode(bytes: &[u8]) -> Result<Self>;
+
+    /// Writes values pulled from `items` into `out`, `FIXED_SIZE` bytes
+    /// each, until `out` is full or `items` ends; returns how many it wrote.
+    ///
+    /// The pool's bulk path for fixed-size inputs. Plain-old-data types
+    /// ([`pod_message!`](crate::pod_message), arrays) override it with one
+    /// typed copy; the default encodes value by value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] when the type has no fixed, non-zero size or a value
+    /// encodes to another length.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_fixed<I: Iterator<Item = Self>>(items: &mut I, out: &mut [u8]) -> Result<usize> {
+        let size = fixed_size_of::<Self>()?;
+        let mut scratch = Vec::new();
+        let mut written = 0;
+        for (place, item) in out.chunks_exact_mut(size).zip(items) {
+            let bytes = message_bytes(&item, &mut scratch)?;
+            if bytes.len() != size {
+                return Err(codec_error(format_args!(
+                    "a fixed-size {} encoded to {} bytes, not {size}",
+                    std::any::type_name::<Self>(),
+                    bytes.len()
+                )));
+            }
+            place.copy_from_slice(bytes);
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Decodes `bytes`, a run of `FIXED_SIZE`-byte values, appending them to
+    /// `out`.
+    ///
+    /// The pool's bulk path for fixed-size results. Plain-old-data types
+    /// override it with one copy; the default decodes value by value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] when the type has no fixed, non-zero size, `bytes`
+    /// is not a whole number of values, or a value does not decode.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_fixed(bytes: &[u8], out: &mut Vec<Self>) -> Result<()> {
+        let size = fixed_size_of::<Self>()?;
+        check_whole::<Self>(bytes, size)?;
+        out.reserve(bytes.len() / size);
+        for item in bytes.chunks_exact(size) {
+            out.push(Self::decode(item)?);
+        }
+        Ok(())
+    }
+}
+
+/// `T::FIXED_SIZE` when it is fixed and not zero.
+fn fixed_size_of<T: Message>() -> Result<usize> {
+    T::FIXED_SIZE.filter(|&size| size > 0).ok_or_else(|| {
+        codec_error(format_args!(
+            "{} has no fixed, non-zero size for a bulk copy",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+fn check_whole<T>(bytes: &[u8], size: usize) -> Result<()> {
+    if bytes.len() % size == 0 {
+        Ok(())
+    } else {
+        Err(codec_error(format_args!(
+            "{} bytes are not a whole number of {size}-byte {}",
+            bytes.len(),
+            std::any::type_name::<T>()
+        )))
+    }
+}
+
+/// [`Message::encode_fixed`] for a plain-old-data type: a typed copy (a
+/// byte copy when `out` is not aligned for `T`).
+///
+/// # Errors
+///
+/// [`Error::Codec`] for a zero-sized `T`.
+#[doc(hidden)]
+#[inline]
+pub fn pod_encode_fixed<T: bytemuck::Pod, I: Iterator<Item = T>>(
+    items: &mut I,
+    out: &mut [u8],
+) -> Result<usize> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 {
+        return Err(codec_error("zero-sized values have no bytes to copy"));
+    }
+    let mut written = 0;
+    let whole = out.len() - out.len() % size;
+    match bytemuck::try_cast_slice_mut::<u8, T>(&mut out[..whole]) {
+        Ok(places) => {
+            for (place, item) in places.iter_mut().zip(items) {
+                *place = item;
+                written += 1;
+            }
+        }
+        Err(_) => {
+            for (place, item) in out.chunks_exact_mut(size).zip(items) {
+                place.copy_from_slice(bytemuck::bytes_of(&item));
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// [`Message::decode_fixed`] for a plain-old-data type: one copy (value by
+/// value when `bytes` is not aligned for `T`).
+///
+/// # Errors
+///
+/// [`Error::Codec`] for a zero-sized `T` or a length that is not a whole
+/// number of values.
+#[doc(hidden)]
+#[inline]
+pub fn pod_decode_fixed<T: bytemuck::Pod>(bytes: &[u8], out: &mut Vec<T>) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 {
+        return Err(codec_error("zero-sized values have no bytes to copy"));
+    }
+    check_whole::<T>(bytes, size)?;
+    match bytemuck::try_cast_slice::<u8, T>(bytes) {
+        Ok(values) => out.extend_from_slice(values),
+        Err(_) => out.extend(
+            bytes
+                .chunks_exact(size)
+                .map(bytemuck::pod_read_unaligned::<T>),
+        ),
+    }
+    Ok(())
 }
 
 /// The bytes `value` travels as: its own bytes when it has them, otherwise
@@ -177,6 +314,17 @@ macro_rules! pod_message {
             fn decode(bytes: &[u8]) -> $crate::Result<Self> {
                 $crate::codec::pod_decode(bytes)
             }
+            #[inline]
+            fn encode_fixed<I: ::core::iter::Iterator<Item = Self>>(
+                items: &mut I,
+                out: &mut [u8],
+            ) -> $crate::Result<usize> {
+                $crate::codec::pod_encode_fixed(items, out)
+            }
+            #[inline]
+            fn decode_fixed(bytes: &[u8], out: &mut ::std::vec::Vec<Self>) -> $crate::Result<()> {
+                $crate::codec::pod_decode_fixed(bytes, out)
+            }
         }
     )+};
 }
@@ -220,6 +368,14 @@ impl<T: bytemuck::Pod, const N: usize> Message for [T; N] {
         let mut value = [T::zeroed(); N];
         bytemuck::cast_slice_mut::<T, u8>(value.as_mut_slice()).copy_from_slice(bytes);
         Ok(value)
+    }
+    #[inline]
+    fn encode_fixed<I: Iterator<Item = Self>>(items: &mut I, out: &mut [u8]) -> Result<usize> {
+        pod_encode_fixed(items, out)
+    }
+    #[inline]
+    fn decode_fixed(bytes: &[u8], out: &mut Vec<Self>) -> Result<()> {
+        pod_decode_fixed(bytes, out)
     }
 }
 
@@ -511,6 +667,9 @@ pub fn fuzz_decode(bytes: &[u8]) {
     let _ = Option::<String>::decode(bytes);
     let _ = <(u8, String, Vec<u16>)>::decode(bytes);
     let _ = <(u32, u16)>::decode(bytes);
+    let _ = u64::decode_fixed(bytes, &mut Vec::new());
+    let _ = bool::decode_fixed(bytes, &mut Vec::new());
+    let _ = <(u32, u16)>::decode_fixed(bytes, &mut Vec::new());
     #[cfg(feature = "serde")]
     {
         let _ = Encoded::<Vec<String>>::decode(bytes);
@@ -603,5 +762,62 @@ mod tests {
         let mut out = Vec::new();
         assert!(matches!(vec![(); 3].encode(&mut out), Err(Error::Codec(_))));
         assert!(matches!(Vec::<()>::decode(&[]), Err(Error::Codec(_))));
+    }
+
+    /// The bulk copies agree with value-by-value encoding, for the typed
+    /// (plain-old-data) path, its unaligned fallback and the default path.
+    fn bulk_round_trip<T: Message + Clone + PartialEq + std::fmt::Debug>(values: &[T]) {
+        let size = T::FIXED_SIZE.unwrap();
+        let mut expected = Vec::new();
+        for value in values {
+            expected.extend_from_slice(message_bytes(value, &mut Vec::new()).unwrap());
+        }
+        // One spare byte in front, to try an unaligned destination too.
+        for shift in [0, 1] {
+            let mut buffer = vec![0u8; shift + values.len() * size + size / 2];
+            let out = &mut buffer[shift..];
+            let mut items = values.iter().cloned();
+            assert_eq!(T::encode_fixed(&mut items, out).unwrap(), values.len());
+            assert_eq!(&out[..expected.len()], &expected[..]);
+            let mut decoded = vec![values[0].clone()];
+            T::decode_fixed(&out[..expected.len()], &mut decoded).unwrap();
+            assert_eq!(&decoded[1..], values);
+        }
+        // A short destination stops early and leaves the rest in the iterator.
+        let mut items = values.iter().cloned();
+        let mut short = vec![0u8; size];
+        assert_eq!(T::encode_fixed(&mut items, &mut short).unwrap(), 1);
+        assert_eq!(items.next(), values.get(1).cloned());
+        // A partial value is refused.
+        if size > 1 {
+            let mut out = Vec::new();
+            assert!(matches!(
+                T::decode_fixed(&expected[..expected.len() - 1], &mut out),
+                Err(Error::Codec(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn bulk_copies_match_value_by_value() {
+        bulk_round_trip(&(0..1000u64).collect::<Vec<_>>());
+        bulk_round_trip(&[1.5f32, -2.0, 3.25]);
+        bulk_round_trip(&[[1u16, 2, 3], [4, 5, 6]]);
+        bulk_round_trip(&[true, false, true]);
+        bulk_round_trip(&['a', 'é', '€']);
+        bulk_round_trip(&[(1u32, 2u16), (3, 4)]);
+        let mut out = Vec::new();
+        assert!(matches!(
+            bool::decode_fixed(&[0, 1, 2], &mut out),
+            Err(Error::Codec(_))
+        ));
+        assert!(matches!(
+            <()>::decode_fixed(&[], &mut Vec::new()),
+            Err(Error::Codec(_))
+        ));
+        assert!(matches!(
+            String::encode_fixed(&mut std::iter::once(String::new()), &mut [0; 8]),
+            Err(Error::Codec(_))
+        ));
     }
 }

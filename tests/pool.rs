@@ -538,6 +538,80 @@ fn a_forked_copy_cannot_touch_the_pool() {
     assert_eq!(pool.map(square, 1..=4u64).unwrap(), [1, 4, 9, 16]);
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Tick {
+    price: f64,
+    volume: u64,
+}
+shmproc::pod_message!(Tick);
+
+/// An iterator whose size hint promises more items than it yields.
+struct Liar(std::ops::Range<u64>);
+impl Iterator for Liar {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (1000, Some(1000))
+    }
+}
+
+/// Every fixed-size kind of item and result takes the bulk copies: plain
+/// old data (typed copies), and types that decode with checks (bool, char,
+/// tuples, value by value), with chunks of every size.
+fn fixed_size_bulk_paths() {
+    let pool = Pool::new(2).unwrap();
+    let n = 10_000u32;
+    let odd = pool.map(|x: u32| x % 2 == 1, 0..n).unwrap();
+    assert_eq!(odd, (0..n).map(|x| x % 2 == 1).collect::<Vec<_>>());
+    let flipped = pool.map(|b: bool| !b, odd.clone()).unwrap();
+    assert_eq!(flipped, odd.iter().map(|b| !b).collect::<Vec<_>>());
+    let letters = pool
+        .map_chunksize(
+            |x: u32| char::from_u32(0x41 + x % 26).unwrap_or('?'),
+            0..n,
+            7,
+        )
+        .unwrap();
+    assert_eq!(letters[27], 'B');
+    let ticks = pool
+        .map(
+            |x: u64| Tick {
+                price: x as f64 / 2.0,
+                volume: x * 3,
+            },
+            0..5000u64,
+        )
+        .unwrap();
+    assert_eq!(
+        ticks[4999],
+        Tick {
+            price: 2499.5,
+            volume: 14997
+        }
+    );
+    let volumes = pool
+        .map_chunksize(|t: Tick| t.volume, ticks.clone(), 333)
+        .unwrap();
+    assert_eq!(volumes, (0..5000u64).map(|x| x * 3).collect::<Vec<_>>());
+    let triples = pool.map(|x: u8| [x, x ^ 1, 0xff], 0..=255u8).unwrap();
+    assert_eq!(triples[2], [2, 3, 0xff]);
+    let pairs = pool
+        .map_chunksize(|x: u64| (x as u32, x as u16), 0..1000u64, 64)
+        .unwrap();
+    assert_eq!(pairs[999], (999, 999));
+    // The iterator yields 10 items though it promised 1000.
+    assert_eq!(
+        pool.map(square, Liar(0..10)).unwrap(),
+        (0..10).map(square).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.map(square, Liar(0..0)).unwrap(), Vec::<u64>::new());
+    let units = pool.map(|(): ()| 1u8, vec![(); 100]).unwrap();
+    assert_eq!(units, vec![1u8; 100]);
+}
+
 fn main() {
     common::main(
         &[
@@ -552,6 +626,7 @@ fn main() {
             case!(terminate_during_long_map, 60),
             case!(initializer_once_per_worker, 60),
             case!(strings_travel, 60),
+            case!(fixed_size_bulk_paths, 60),
             case!(join_before_close_is_an_error, 60),
             case!(async_result_timeouts, 60),
             case!(dropping_a_busy_pool_reaps_everything, 60),

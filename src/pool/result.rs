@@ -4,7 +4,7 @@
 
 use super::shm::{Core, INLINE};
 use super::slot::{self, CANCELLED, DIED, DONE, FAILED, PANICKED};
-use super::worker::{Trampoline, bytes_of, put_frame, take_frame};
+use super::worker::{Trampoline, put_frame, take_frame};
 use super::{Shared, TaskSpec};
 use crate::codec::Message;
 use crate::error::{Error, Result};
@@ -326,7 +326,6 @@ impl<R: Message> Chunks<R> {
             _result: PhantomData,
         };
         let mut n = len as u64;
-        let mut scratch = Vec::new();
         // Fixed-size inputs: one array (inline when tiny and alone), written
         // straight from the iterator, chunk by chunk, each chunk queued as
         // soon as it is written (the workers start while we copy the rest).
@@ -363,36 +362,43 @@ impl<R: Message> Chunks<R> {
         };
         let mut frames = Vec::new();
         let chunksize = chunksize.max(1) as u64;
+        if whole && n > chunksize {
+            // Several chunks: wake parked workers now, so that their wake-up
+            // (tens of µs) overlaps the copy of the first chunk.
+            shared.wake_workers(usize::MAX);
+        }
         let mut start = 0u64;
         while start < n {
             let mut count = chunksize.min(n - start);
             if let (Some(size), Some((_, _, base))) = (A::FIXED_SIZE, &fixed_input) {
-                frames.clear();
-                let mut at = start as usize * size;
-                let mut written = 0u64;
-                for item in items.by_ref().take(count as usize) {
-                    let item = bytes_of(&item, &mut scratch)?;
-                    if item.len() != size {
-                        return Err(Error::Codec(format!(
-                            "a fixed-size argument encoded to {} bytes, not {size}",
-                            item.len()
-                        )));
-                    }
+                let take = count as usize;
+                let written = if size == 0 {
+                    items.by_ref().take(take).count()
+                } else {
                     match base {
-                        // SAFETY: at + size <= bytes: `at` counts at most n
-                        // items of `size` from 0; the block is checked, and
-                        // no worker reads this chunk before it is queued.
                         Some(base) => {
-                            // SAFETY: as below, `at` is inside the block.
-                            let to = unsafe { base.as_ptr().add(at) };
-                            // SAFETY: to + size <= block end (see above).
-                            unsafe { core::ptr::copy_nonoverlapping(item.as_ptr(), to, size) }
+                            let begin = start as usize * size;
+                            // SAFETY: (start + count) * size <= bytes, the
+                            // length `base` was checked for (start + count
+                            // <= n, and bytes = n * size did not overflow),
+                            // so `begin` is inside the block.
+                            let at = unsafe { base.as_ptr().add(begin) };
+                            // SAFETY: `at .. at + count * size` lies in the
+                            // checked block (above); no worker reads this
+                            // chunk before it is queued, and nothing else in
+                            // this process refers to these bytes.
+                            let out = unsafe { core::slice::from_raw_parts_mut(at, take * size) };
+                            A::encode_fixed(&mut items, out)?
                         }
-                        None => frames.extend_from_slice(item),
+                        None => {
+                            frames.clear();
+                            frames.resize(take * size, 0);
+                            let written = A::encode_fixed(&mut items, &mut frames)?;
+                            frames.truncate(written * size);
+                            written
+                        }
                     }
-                    at += size;
-                    written += 1;
-                }
+                } as u64;
                 if written < count {
                     // The iterator ended early (its size hint lied).
                     count = written;
@@ -559,15 +565,49 @@ impl<R: Message> Chunks<R> {
                 shared.wait_until(deadline, || slot::is_final(state_of(&shared.core, slot)))?;
                 self.harvest();
             }
-            self.decode_chunk(&self.chunks[i], |r| results.push(r))?;
+            let chunk = &self.chunks[i];
+            match R::FIXED_SIZE {
+                // Fixed-size results: one bulk copy (plain-old-data) per chunk.
+                Some(size) if size > 0 => {
+                    let bytes = self.chunk_bytes(chunk)?;
+                    check_chunk_len(chunk, size, bytes)?;
+                    R::decode_fixed(bytes, &mut results)?;
+                }
+                _ => self.decode_chunk(chunk, |r| results.push(r))?,
+            }
         }
         Ok(results)
     }
 
     /// Decodes one ended chunk's results into `out`.
     fn decode_chunk(&self, chunk: &Chunk, mut out: impl FnMut(R)) -> Result<()> {
+        let out_bytes = self.chunk_bytes(chunk)?;
+        match R::FIXED_SIZE {
+            Some(0) => {
+                for _ in 0..chunk.count {
+                    out(R::decode(&[])?);
+                }
+            }
+            Some(size) => {
+                check_chunk_len(chunk, size, out_bytes)?;
+                for item in out_bytes.chunks_exact(size) {
+                    out(R::decode(item)?);
+                }
+            }
+            None => {
+                let mut rest = out_bytes;
+                for _ in 0..chunk.count {
+                    out(R::decode(take_frame(&mut rest)?)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of one ended chunk's results (its error if it failed).
+    fn chunk_bytes<'c>(&'c self, chunk: &'c Chunk) -> Result<&'c [u8]> {
         let core = &self.shared.core;
-        let out_bytes: &[u8] = match &chunk.state {
+        Ok(match &chunk.state {
             ChunkState::Failed(failure) | ChunkState::Unsent(failure) => {
                 return Err(failure.error());
             }
@@ -604,33 +644,20 @@ impl<R: Message> Chunks<R> {
                 // SAFETY: checked range; the worker that wrote it has finished.
                 unsafe { core::slice::from_raw_parts(at.as_ptr(), *len as usize) }
             }
-        };
-        match R::FIXED_SIZE {
-            Some(0) => {
-                for _ in 0..chunk.count {
-                    out(R::decode(&[])?);
-                }
-            }
-            Some(size) => {
-                if out_bytes.len() as u64 != chunk.count * size as u64 {
-                    return Err(Error::Codec(format!(
-                        "a chunk of {} results came back as {} bytes",
-                        chunk.count,
-                        out_bytes.len()
-                    )));
-                }
-                for item in out_bytes.chunks_exact(size) {
-                    out(R::decode(item)?);
-                }
-            }
-            None => {
-                let mut rest = out_bytes;
-                for _ in 0..chunk.count {
-                    out(R::decode(take_frame(&mut rest)?)?);
-                }
-            }
-        }
+        })
+    }
+}
+
+/// Fixed-size results: a chunk of `count` came back as `count × size` bytes.
+fn check_chunk_len(chunk: &Chunk, size: usize, bytes: &[u8]) -> Result<()> {
+    if bytes.len() as u64 == chunk.count * size as u64 {
         Ok(())
+    } else {
+        Err(Error::Codec(format!(
+            "a chunk of {} results came back as {} bytes",
+            chunk.count,
+            bytes.len()
+        )))
     }
 }
 
