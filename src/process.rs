@@ -160,10 +160,10 @@ pub(crate) struct Child {
     pid: AtomicI32,
     /// The pid of the process that forked it: only that one may reap it.
     owner: i32,
-    name: String,
+    name: Name,
     /// Python's `_identity`: (1,) for Process-1, (1, 2) for the second child
     /// of Process-1.
-    identity: Vec<u32>,
+    identity: Identity,
     daemon: bool,
     /// Opened on first need (a wait with a deadline, or the pool's
     /// [`pidfd`](Child::pidfd)), under the status lock while the child is
@@ -180,7 +180,7 @@ impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child")
             .field("pid", &self.pid())
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("daemon", &self.daemon)
             .finish_non_exhaustive()
     }
@@ -195,6 +195,11 @@ fn wait_id<'a>(pidfd: Option<&'a OwnedFd>, pid: i32) -> Option<WaitId<'a>> {
 }
 
 impl Child {
+    /// The child's name (formatted on first use if it is a default one).
+    pub(crate) fn name(&self) -> &str {
+        self.name.get(&self.identity)
+    }
+
     /// The child's pid.
     pub(crate) fn pid(&self) -> i32 {
         self.pid.load(Ordering::Acquire)
@@ -429,7 +434,7 @@ struct Global {
 
 impl Global {
     fn name(&self) -> &str {
-        self.me.as_ref().map_or("MainProcess", |me| &me.name)
+        self.me.as_ref().map_or("MainProcess", |me| me.name())
     }
 
     fn identity(&self) -> &[u32] {
@@ -549,17 +554,108 @@ fn global() -> GlobalGuard {
 struct ExitRequest(i32);
 
 /// Hands out the next process number and the identity that goes with it.
-pub(crate) fn next_identity() -> Vec<u32> {
+pub(crate) fn next_identity() -> Identity {
     let mut guard = global();
     let state = guard.get();
     state.counter = state.counter.wrapping_add(1);
-    let mut identity = state.identity().to_vec();
-    identity.push(state.counter);
-    identity
+    Identity::child_of(state.identity(), state.counter)
+}
+
+/// Python's `_identity`: this process's numbers and the child's own.
+///
+/// Inline up to [`Identity::INLINE`] numbers (processes nested that deep), so
+/// handing one out allocates nothing: every heap chunk a start touches is
+/// one more page fault after each fork.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    Inline {
+        len: u8,
+        parts: [u32; Identity::INLINE],
+    },
+    Heap(Vec<u32>),
+}
+
+impl Identity {
+    const INLINE: usize = 4;
+
+    /// `parent` followed by `number`.
+    fn child_of(parent: &[u32], number: u32) -> Self {
+        let len = parent.len();
+        if len < Self::INLINE {
+            let mut parts = [0; Self::INLINE];
+            for (part, &n) in parts.iter_mut().zip(parent) {
+                *part = n;
+            }
+            if let Some(slot) = parts.get_mut(len) {
+                *slot = number;
+            }
+            Identity::Inline {
+                len: len as u8 + 1,
+                parts,
+            }
+        } else {
+            let mut parts = Vec::with_capacity(len + 1);
+            parts.extend_from_slice(parent);
+            parts.push(number);
+            Identity::Heap(parts)
+        }
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::Inline {
+            len: 0,
+            parts: [0; Self::INLINE],
+        }
+    }
+}
+
+impl std::ops::Deref for Identity {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        match self {
+            Identity::Inline { len, parts } => parts.get(..usize::from(*len)).unwrap_or(&[]),
+            Identity::Heap(parts) => parts,
+        }
+    }
+}
+
+/// A process's name: one the user set, or the default `prefix-1:2`, which
+/// is formatted from the identity only when first asked for (so starting a
+/// process allocates no name).
+#[derive(Debug, Default)]
+pub(crate) struct Name {
+    prefix: &'static str,
+    text: OnceLock<String>,
+}
+
+impl Name {
+    /// The default name: `prefix` and the identity (`Process-1:2`).
+    pub(crate) fn default_for(prefix: &'static str) -> Self {
+        Name {
+            prefix,
+            text: OnceLock::new(),
+        }
+    }
+
+    /// A name set by the user.
+    fn custom(name: String) -> Self {
+        Name {
+            prefix: "",
+            text: OnceLock::from(name),
+        }
+    }
+
+    fn get(&self, identity: &[u32]) -> &str {
+        self.text
+            .get_or_init(|| identity_name(self.prefix, identity))
+    }
 }
 
 /// `Process-1:2` for identity (1, 2), as Python names them.
-pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
+fn identity_name(prefix: &str, identity: &[u32]) -> String {
     use std::fmt::Write as _;
     let mut name = String::with_capacity(prefix.len() + 4 * identity.len());
     name.push_str(prefix);
@@ -577,9 +673,9 @@ pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
 #[derive(Debug)]
 pub(crate) struct ForkOptions {
     /// The child's name (its `current_process().name()`).
-    pub(crate) name: String,
+    pub(crate) name: Name,
     /// The child's identity (see [`next_identity`]).
-    pub(crate) identity: Vec<u32>,
+    pub(crate) identity: Identity,
     /// Kill the child when this process dies.
     pub(crate) daemon: bool,
     /// Fork even if this process runs other threads (the caller vouched).
@@ -759,7 +855,7 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
                     let _ = writeln!(
                         io::stderr(),
                         "shmproc: process {} (pid {}) panicked; exit code 1",
-                        me.name,
+                        me.name(),
                         getpid()
                     );
                     // Dropping a payload can panic again; we are leaving anyway.
@@ -892,12 +988,11 @@ impl Process {
     /// created, `Process-2:1` for the first child of `Process-2`), as in
     /// Python.
     pub fn new<R: Run + 'static>(target: R) -> Self {
-        let identity = next_identity();
         Process {
             target: std::cell::RefCell::new(Some(Box::new(target))),
             options: ForkOptions {
-                name: identity_name("Process", &identity),
-                identity,
+                name: Name::default_for("Process"),
+                identity: next_identity(),
                 daemon: false,
                 allow_threads: false,
                 register: true,
@@ -910,7 +1005,7 @@ impl Process {
     /// child). Has no effect once started.
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = name.into();
+        self.options.name = Name::custom(name.into());
         self
     }
 
@@ -1106,8 +1201,8 @@ impl Process {
     /// `std::process::Command` has `arg` and `get_args`.)
     pub fn get_name(&self) -> &str {
         match &self.child {
-            Some(child) => &child.name,
-            None => &self.options.name,
+            Some(child) => child.name(),
+            None => self.options.name.get(&self.options.identity),
         }
     }
 
@@ -1236,7 +1331,7 @@ impl fmt::Debug for ProcessInfo {
 impl ProcessInfo {
     fn child(child: &Arc<Child>) -> Self {
         ProcessInfo {
-            name: child.name.clone(),
+            name: child.name().to_owned(),
             pid: child.pid(),
             daemon: child.daemon,
             kind: Kind::Child(Arc::clone(child)),
@@ -1376,7 +1471,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
     Some(ProcessInfo {
         name: parent
             .as_ref()
-            .map_or("MainProcess", |parent| &parent.name)
+            .map_or("MainProcess", |parent| parent.name())
             .to_owned(),
         pid: *pid,
         daemon: parent.as_ref().is_some_and(|parent| parent.daemon),
@@ -1440,4 +1535,26 @@ pub fn exit(code: i32) -> ! {
         unsafe { libc::_exit(code) }
     }
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Identity, Name};
+
+    #[test]
+    fn identity_is_inline_then_spills_to_the_heap() {
+        let mut identity = Identity::default();
+        assert!(identity.is_empty());
+        for number in 1..=6 {
+            identity = Identity::child_of(&identity, number);
+            let inline = matches!(identity, Identity::Inline { .. });
+            assert_eq!(inline, number as usize <= Identity::INLINE);
+        }
+        assert_eq!(&*identity, &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            Name::default_for("Process").get(&identity),
+            "Process-1:2:3:4:5:6"
+        );
+        assert_eq!(Name::custom("worker".into()).get(&identity), "worker");
+    }
 }
