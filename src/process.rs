@@ -732,6 +732,19 @@ fn flush_stdio() {
     }
 }
 
+/// Puts `new` in place of the `Child` in `entry` if no one else holds that
+/// one (it is dropped there), and returns a handle to it; else gives `new`
+/// back.
+fn reuse_child(entry: &mut Arc<Child>, new: Child) -> std::result::Result<Arc<Child>, Child> {
+    match Arc::get_mut(entry) {
+        Some(place) => {
+            *place = new;
+            Ok(Arc::clone(entry))
+        }
+        None => Err(new),
+    }
+}
+
 /// Forks a child that runs `body` and `_exit`s.
 ///
 /// On success the parent's `body` is dropped (its captures live on only in
@@ -760,12 +773,7 @@ pub(crate) fn fork_child<F: FnOnce()>(
             return Err(Error::ThreadedFork { threads });
         }
     }
-    // Collect finished children (Python's `_cleanup()` in `start`), so
-    // dropped daemon handles leave no zombie behind.
-    state
-        .children
-        .retain(|child| matches!(child.try_wait(), Ok(None)));
-    let mut child = Arc::new(Child {
+    let new = Child {
         pid: AtomicI32::new(0),
         owner: parent_pid,
         name: std::mem::take(&mut options.name),
@@ -773,10 +781,44 @@ pub(crate) fn fork_child<F: FnOnce()>(
         daemon: options.daemon,
         pidfd: OnceLock::new(),
         status: Mutex::new(None),
-    });
-    if options.register {
-        state.children.push(Arc::clone(&child));
+    };
+    // Collect finished children (Python's `_cleanup()` in `start`), so
+    // dropped daemon handles leave no zombie behind. A registered child
+    // takes the place of the first reaped entry nobody else holds any more:
+    // the same allocation and registry slot, so a start+join cycle frees and
+    // allocates nothing there (each heap page written after a fork is a
+    // page fault).
+    let mut placed: std::result::Result<Arc<Child>, Child> = Err(new);
+    let mut index = 0;
+    while let Some(entry) = state.children.get_mut(index) {
+        let reaped = match entry.try_wait() {
+            Ok(None) => {
+                index += 1;
+                continue;
+            }
+            Ok(Some(_)) => true,
+            Err(_) => false,
+        };
+        placed = match placed {
+            Err(new) if reaped && options.register => reuse_child(entry, new),
+            other => other,
+        };
+        if matches!(&placed, Ok(child) if Arc::ptr_eq(child, entry)) {
+            index += 1;
+        } else {
+            state.children.remove(index);
+        }
     }
+    let mut child = match placed {
+        Ok(child) => child,
+        Err(new) => {
+            let child = Arc::new(new);
+            if options.register {
+                state.children.push(Arc::clone(&child));
+            }
+            child
+        }
+    };
     state.forking = Some(Arc::clone(&child));
     // With other threads around, hold the lock across the fork so the child
     // copies a consistent state (and readers never see the pid unset);
