@@ -3,8 +3,10 @@
 //!
 //! A [`Process`] wraps a closure (or any [`Run`] type). [`Process::start`]
 //! forks; the child runs the closure and leaves with `_exit`, and the parent
-//! keeps a handle with a pidfd to join, poll, and signal the child without
-//! races against pid reuse.
+//! keeps a handle to join, poll, and signal the child without races against
+//! pid reuse: by pid while the child is unreaped (the kernel does not reuse
+//! it before we reap it, and we reap under a lock), or through a pidfd
+//! opened when a wait needs one (a timeout, the pool's `poll`).
 //!
 //! The user-facing documentation (what the child does, fork and threads,
 //! zombies) is on [`Process`], which the crate root re-exports (this module
@@ -145,7 +147,8 @@ fn not_our_child(pid: i32, owner: i32) -> Error {
 /// Shared (`Arc`) between the [`Process`] handle, the registry behind
 /// [`active_children`] and, later, the pool. All methods may be called from
 /// any thread; the exit status is behind a mutex, and a blocking wait holds
-/// no lock (it polls the pidfd, which lives as long as the `Child`).
+/// no lock (it waits with `WNOWAIT`, or polls the pidfd, and reaps under the
+/// lock afterwards).
 ///
 /// In the forked child itself, the same (copied) `Child` describes the
 /// process it is (`current_process()`); there `pid` is 0 and `pidfd` `None`,
@@ -157,14 +160,17 @@ pub(crate) struct Child {
     pid: AtomicI32,
     /// The pid of the process that forked it: only that one may reap it.
     owner: i32,
-    name: String,
+    name: Name,
     /// Python's `_identity`: (1,) for Process-1, (1, 2) for the second child
     /// of Process-1.
-    identity: Vec<u32>,
+    identity: Identity,
     daemon: bool,
-    /// Set by the parent right after the fork. Empty only if `pidfd_open`
-    /// failed (a kernel older than 5.3, a seccomp filter, or no fds left);
-    /// then waits fall back to the pid.
+    /// Opened on first need (a wait with a deadline, or the pool's
+    /// [`pidfd`](Child::pidfd)), under the status lock while the child is
+    /// unreaped: its pid cannot be reused before we reap it, so the pidfd
+    /// names our child. Empty until then, or if `pidfd_open` failed (a
+    /// kernel older than 5.3, a seccomp filter, or no fds left); then waits
+    /// and signals go by pid.
     pidfd: OnceLock<OwnedFd>,
     /// `Some` once reaped.
     status: Mutex<Option<ExitStatus>>,
@@ -174,13 +180,26 @@ impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child")
             .field("pid", &self.pid())
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("daemon", &self.daemon)
             .finish_non_exhaustive()
     }
 }
 
+/// What `waitid` waits for: the pidfd if one is open, else the pid.
+fn wait_id<'a>(pidfd: Option<&'a OwnedFd>, pid: i32) -> Option<WaitId<'a>> {
+    match pidfd {
+        Some(fd) => Some(WaitId::PidFd(fd.as_fd())),
+        None => Pid::from_raw(pid).map(WaitId::Pid),
+    }
+}
+
 impl Child {
+    /// The child's name (formatted on first use if it is a default one).
+    pub(crate) fn name(&self) -> &str {
+        self.name.get(&self.identity)
+    }
+
     /// The child's pid.
     pub(crate) fn pid(&self) -> i32 {
         self.pid.load(Ordering::Acquire)
@@ -203,11 +222,35 @@ impl Child {
         *self.lock()
     }
 
-    /// The pidfd: readable once the child has ended (the pool polls many
-    /// workers' pidfds at once).
+    /// The pidfd, opened now if it was not yet: readable once the child has
+    /// ended (the pool polls many workers' pidfds at once). `None` once the
+    /// child has been reaped without one, in another process than the owner,
+    /// or if `pidfd_open` failed.
     #[allow(dead_code)] // for the pool
     pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.get().map(AsFd::as_fd)
+        if let Some(fd) = self.pidfd.get() {
+            return Some(fd.as_fd());
+        }
+        let slot = self.lock();
+        self.open_pidfd(&slot)
+    }
+
+    /// Opens the pidfd unless it is open already. `slot` is the held status
+    /// lock: while it says "not reaped" nobody can reap the child (reaping
+    /// takes the lock), so its pid still names it.
+    fn open_pidfd<'a>(
+        &'a self,
+        slot: &MutexGuard<'_, Option<ExitStatus>>,
+    ) -> Option<BorrowedFd<'a>> {
+        if let Some(fd) = self.pidfd.get() {
+            return Some(fd.as_fd());
+        }
+        if slot.is_some() || self.owner != getpid() {
+            return None;
+        }
+        let pid = Pid::from_raw(self.pid())?;
+        let fd = pidfd_open(pid, PidfdFlags::empty()).ok()?;
+        Some(self.pidfd.get_or_init(|| fd).as_fd())
     }
 
     /// Collects the exit status if the child has ended (`waitid(WNOHANG)`).
@@ -217,14 +260,20 @@ impl Child {
             return Ok(Some(status));
         }
         self.check_owner()?;
+        self.reap_nohang(&mut slot)
+    }
+
+    /// `try_wait` once the lock is held, the status is unset and the caller
+    /// is known to be the owner.
+    fn reap_nohang(
+        &self,
+        slot: &mut MutexGuard<'_, Option<ExitStatus>>,
+    ) -> Result<Option<ExitStatus>> {
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
         let status = loop {
-            let result = match self.pidfd.get() {
-                Some(fd) => rustix::process::waitid(WaitId::PidFd(fd.as_fd()), options),
-                None => match Pid::from_raw(self.pid()) {
-                    Some(pid) => rustix::process::waitid(WaitId::Pid(pid), options),
-                    None => Err(Errno::CHILD),
-                },
+            let result = match wait_id(self.pidfd.get(), self.pid()) {
+                Some(id) => rustix::process::waitid(id, options),
+                None => Err(Errno::CHILD),
             };
             match result {
                 Ok(Some(status)) => break ExitStatus::from_waitid(&status),
@@ -234,84 +283,102 @@ impl Child {
                 Err(errno) => return Err(Error::os("waitid", errno)),
             }
         };
-        *slot = Some(status);
+        **slot = Some(status);
         Ok(Some(status))
     }
 
     /// Waits until the child ends or `deadline` passes; `None` on timeout.
-    ///
-    /// Blocks in `poll` on the pidfd (no lock held, no sleeping loop); then
-    /// reaps with `waitid(WNOHANG)` under the lock.
     pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
-        let mut backoff = Duration::from_micros(50);
-        if let Some(status) = self.status() {
+        let slot = self.lock();
+        if let Some(status) = *slot {
             return Ok(Some(status));
         }
         self.check_owner()?;
-        loop {
-            // With a pidfd, poll first: a child joined right after start is
-            // still running, so a waitid(WNOHANG) now would be wasted.
-            if self.pidfd.get().is_none() {
-                if let Some(status) = self.try_wait()? {
-                    return Ok(Some(status));
-                }
+        match deadline {
+            None => {
+                drop(slot);
+                self.wait_blocking().map(Some)
             }
-            let remaining = match deadline {
-                None => None,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    Some(left)
-                }
-            };
-            let Some(pidfd) = self.pidfd.get() else {
-                // No pidfd (pidfd_open failed at start): the fallback for
-                // kernels before 5.3. Without a deadline, block in waitid;
-                // with one, sleep with a growing step.
-                match remaining {
-                    None => self.wait_blocking_by_pid()?,
-                    Some(left) => {
-                        std::thread::sleep(backoff.min(left));
-                        backoff = (backoff * 2).min(Duration::from_millis(10));
-                    }
-                }
-                continue;
-            };
-            let timeout = remaining.and_then(|left| Timespec::try_from(left).ok());
-            let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(errno) => return Err(Error::os("poll", errno)),
-            }
-            if let Some(status) = self.try_wait()? {
-                return Ok(Some(status));
+            Some(deadline) => {
+                let pidfd = self.open_pidfd(&slot);
+                drop(slot);
+                self.wait_until(deadline, pidfd)
             }
         }
     }
 
-    /// Fallback without a pidfd: `waitid(P_PID, WEXITED)`, blocking, under
-    /// the lock (no other thread can reap in between).
-    fn wait_blocking_by_pid(&self) -> Result<()> {
-        let mut slot = self.lock();
-        if slot.is_some() {
-            return Ok(());
-        }
-        let Some(pid) = Pid::from_raw(self.pid()) else {
-            *slot = Some(ExitStatus::Unknown);
-            return Ok(());
-        };
-        let status = loop {
-            match rustix::process::waitid(WaitId::Pid(pid), WaitIdOptions::EXITED) {
-                Ok(Some(status)) => break ExitStatus::from_waitid(&status),
-                Ok(None) | Err(Errno::INTR) => continue,
-                Err(Errno::CHILD) => break ExitStatus::Unknown,
+    /// Blocks until the child has ended, then reaps it.
+    ///
+    /// One blocking `waitid(WEXITED | WNOWAIT)` without the lock: it returns
+    /// once the child has ended but leaves it unreaped, so while we sleep
+    /// nobody else can reap it, its pid cannot be reused (a signal sent by
+    /// pid still reaches it), and other threads may signal or wait too.
+    /// Then `waitid(WNOHANG)` under the lock reaps it, so two waiters never
+    /// both collect the status. No pidfd needed.
+    fn wait_blocking(&self) -> Result<ExitStatus> {
+        loop {
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+            let result = match wait_id(self.pidfd.get(), self.pid()) {
+                Some(id) => rustix::process::waitid(id, options),
+                None => Err(Errno::CHILD),
+            };
+            match result {
+                // It has ended; or ECHILD: another waiter of ours reaped it
+                // (the status is stored) or someone else did (lost).
+                Ok(_) | Err(Errno::CHILD) => {}
+                Err(Errno::INTR) => continue,
                 Err(errno) => return Err(Error::os("waitid", errno)),
             }
-        };
-        *slot = Some(status);
-        Ok(())
+            let mut slot = self.lock();
+            if let Some(status) = *slot {
+                return Ok(status);
+            }
+            if let Some(status) = self.reap_nohang(&mut slot)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Waits until the child ends or `deadline` passes: sleeps in `poll` on
+    /// the pidfd (no lock held, no sleeping loop), then reaps with
+    /// `waitid(WNOHANG)` under the lock. Without a pidfd (`pidfd_open`
+    /// failed) it sleeps with a growing step between `try_wait`s.
+    fn wait_until(
+        &self,
+        deadline: Instant,
+        pidfd: Option<BorrowedFd<'_>>,
+    ) -> Result<Option<ExitStatus>> {
+        let mut backoff = Duration::from_micros(50);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match pidfd {
+                Some(fd) => {
+                    // A duration too long for a timespec waits for ever.
+                    let timeout = Timespec::try_from(left).ok();
+                    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                    match poll(&mut fds, timeout.as_ref()) {
+                        Ok(_) | Err(Errno::INTR) => {}
+                        Err(errno) => return Err(Error::os("poll", errno)),
+                    }
+                }
+                None => {
+                    if let Some(status) = self.try_wait()? {
+                        return Ok(Some(status));
+                    }
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(backoff.min(left));
+                    backoff = (backoff * 2).min(Duration::from_millis(10));
+                }
+            }
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if left.is_zero() {
+                return Ok(None);
+            }
+        }
     }
 
     /// Sends `signal` unless the child was already reaped (then does nothing).
@@ -322,19 +389,19 @@ impl Child {
             return Ok(());
         }
         self.check_owner()?;
-        let result = match self.pidfd.get() {
-            Some(fd) => pidfd_send_signal(fd.as_fd(), signal),
+        let (call, result) = match self.pidfd.get() {
+            Some(fd) => ("pidfd_send_signal", pidfd_send_signal(fd.as_fd(), signal)),
             // Without a pidfd the pid is still ours: it cannot be reused
             // before we reap it, and we hold the lock that reaping takes.
             None => match Pid::from_raw(self.pid()) {
-                Some(pid) => rustix::process::kill_process(pid, signal),
-                None => Ok(()),
+                Some(pid) => ("kill", rustix::process::kill_process(pid, signal)),
+                None => return Ok(()),
             },
         };
         match result {
-            // ESRCH: it has already ended (a zombie); nothing to signal.
+            // ESRCH: it has already ended; nothing to signal.
             Ok(()) | Err(Errno::SRCH) => Ok(()),
-            Err(errno) => Err(Error::os("pidfd_send_signal", errno)),
+            Err(errno) => Err(Error::os(call, errno)),
         }
     }
 }
@@ -367,7 +434,7 @@ struct Global {
 
 impl Global {
     fn name(&self) -> &str {
-        self.me.as_ref().map_or("MainProcess", |me| &me.name)
+        self.me.as_ref().map_or("MainProcess", |me| me.name())
     }
 
     fn identity(&self) -> &[u32] {
@@ -487,17 +554,108 @@ fn global() -> GlobalGuard {
 struct ExitRequest(i32);
 
 /// Hands out the next process number and the identity that goes with it.
-pub(crate) fn next_identity() -> Vec<u32> {
+pub(crate) fn next_identity() -> Identity {
     let mut guard = global();
     let state = guard.get();
     state.counter = state.counter.wrapping_add(1);
-    let mut identity = state.identity().to_vec();
-    identity.push(state.counter);
-    identity
+    Identity::child_of(state.identity(), state.counter)
+}
+
+/// Python's `_identity`: this process's numbers and the child's own.
+///
+/// Inline up to [`Identity::INLINE`] numbers (processes nested that deep), so
+/// handing one out allocates nothing: every heap chunk a start touches is
+/// one more page fault after each fork.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    Inline {
+        len: u8,
+        parts: [u32; Identity::INLINE],
+    },
+    Heap(Vec<u32>),
+}
+
+impl Identity {
+    const INLINE: usize = 4;
+
+    /// `parent` followed by `number`.
+    fn child_of(parent: &[u32], number: u32) -> Self {
+        let len = parent.len();
+        if len < Self::INLINE {
+            let mut parts = [0; Self::INLINE];
+            for (part, &n) in parts.iter_mut().zip(parent) {
+                *part = n;
+            }
+            if let Some(slot) = parts.get_mut(len) {
+                *slot = number;
+            }
+            Identity::Inline {
+                len: len as u8 + 1,
+                parts,
+            }
+        } else {
+            let mut parts = Vec::with_capacity(len + 1);
+            parts.extend_from_slice(parent);
+            parts.push(number);
+            Identity::Heap(parts)
+        }
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::Inline {
+            len: 0,
+            parts: [0; Self::INLINE],
+        }
+    }
+}
+
+impl std::ops::Deref for Identity {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        match self {
+            Identity::Inline { len, parts } => parts.get(..usize::from(*len)).unwrap_or(&[]),
+            Identity::Heap(parts) => parts,
+        }
+    }
+}
+
+/// A process's name: one the user set, or the default `prefix-1:2`, which
+/// is formatted from the identity only when first asked for (so starting a
+/// process allocates no name).
+#[derive(Debug, Default)]
+pub(crate) struct Name {
+    prefix: &'static str,
+    text: OnceLock<String>,
+}
+
+impl Name {
+    /// The default name: `prefix` and the identity (`Process-1:2`).
+    pub(crate) fn default_for(prefix: &'static str) -> Self {
+        Name {
+            prefix,
+            text: OnceLock::new(),
+        }
+    }
+
+    /// A name set by the user.
+    fn custom(name: String) -> Self {
+        Name {
+            prefix: "",
+            text: OnceLock::from(name),
+        }
+    }
+
+    fn get(&self, identity: &[u32]) -> &str {
+        self.text
+            .get_or_init(|| identity_name(self.prefix, identity))
+    }
 }
 
 /// `Process-1:2` for identity (1, 2), as Python names them.
-pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
+fn identity_name(prefix: &str, identity: &[u32]) -> String {
     use std::fmt::Write as _;
     let mut name = String::with_capacity(prefix.len() + 4 * identity.len());
     name.push_str(prefix);
@@ -515,9 +673,9 @@ pub(crate) fn identity_name(prefix: &str, identity: &[u32]) -> String {
 #[derive(Debug)]
 pub(crate) struct ForkOptions {
     /// The child's name (its `current_process().name()`).
-    pub(crate) name: String,
+    pub(crate) name: Name,
     /// The child's identity (see [`next_identity`]).
-    pub(crate) identity: Vec<u32>,
+    pub(crate) identity: Identity,
     /// Kill the child when this process dies.
     pub(crate) daemon: bool,
     /// Fork even if this process runs other threads (the caller vouched).
@@ -574,6 +732,19 @@ fn flush_stdio() {
     }
 }
 
+/// Puts `new` in place of the `Child` in `entry` if no one else holds that
+/// one (it is dropped there), and returns a handle to it; else gives `new`
+/// back.
+fn reuse_child(entry: &mut Arc<Child>, new: Child) -> std::result::Result<Arc<Child>, Child> {
+    match Arc::get_mut(entry) {
+        Some(place) => {
+            *place = new;
+            Ok(Arc::clone(entry))
+        }
+        None => Err(new),
+    }
+}
+
 /// Forks a child that runs `body` and `_exit`s.
 ///
 /// On success the parent's `body` is dropped (its captures live on only in
@@ -585,7 +756,7 @@ fn flush_stdio() {
 /// costs a copy-on-write fault, so the parent prepares everything before the
 /// fork (the `Child`, its registry entry), the child writes nothing of
 /// shmproc's until it asks who it is, and after the fork the parent only
-/// stores the pid and pidfd.
+/// stores the pid.
 pub(crate) fn fork_child<F: FnOnce()>(
     options: &mut ForkOptions,
     body: &mut Option<F>,
@@ -594,20 +765,15 @@ pub(crate) fn fork_child<F: FnOnce()>(
         return Err(Error::AlreadyStarted);
     }
     flush_stdio();
-    let parent_pid = getpid();
     let mut guard = global();
     let state = guard.get();
+    let parent_pid = state.pid;
     if !options.allow_threads && !never_threaded() {
         if let Some(threads) = state.settled_thread_count().filter(|&n| n > 1) {
             return Err(Error::ThreadedFork { threads });
         }
     }
-    // Collect finished children (Python's `_cleanup()` in `start`), so
-    // dropped daemon handles leave no zombie behind.
-    state
-        .children
-        .retain(|child| matches!(child.try_wait(), Ok(None)));
-    let mut child = Arc::new(Child {
+    let new = Child {
         pid: AtomicI32::new(0),
         owner: parent_pid,
         name: std::mem::take(&mut options.name),
@@ -615,10 +781,44 @@ pub(crate) fn fork_child<F: FnOnce()>(
         daemon: options.daemon,
         pidfd: OnceLock::new(),
         status: Mutex::new(None),
-    });
-    if options.register {
-        state.children.push(Arc::clone(&child));
+    };
+    // Collect finished children (Python's `_cleanup()` in `start`), so
+    // dropped daemon handles leave no zombie behind. A registered child
+    // takes the place of the first reaped entry nobody else holds any more:
+    // the same allocation and registry slot, so a start+join cycle frees and
+    // allocates nothing there (each heap page written after a fork is a
+    // page fault).
+    let mut placed: std::result::Result<Arc<Child>, Child> = Err(new);
+    let mut index = 0;
+    while let Some(entry) = state.children.get_mut(index) {
+        let reaped = match entry.try_wait() {
+            Ok(None) => {
+                index += 1;
+                continue;
+            }
+            Ok(Some(_)) => true,
+            Err(_) => false,
+        };
+        placed = match placed {
+            Err(new) if reaped && options.register => reuse_child(entry, new),
+            other => other,
+        };
+        if matches!(&placed, Ok(child) if Arc::ptr_eq(child, entry)) {
+            index += 1;
+        } else {
+            state.children.remove(index);
+        }
     }
+    let mut child = match placed {
+        Ok(child) => child,
+        Err(new) => {
+            let child = Arc::new(new);
+            if options.register {
+                state.children.push(Arc::clone(&child));
+            }
+            child
+        }
+    };
     state.forking = Some(Arc::clone(&child));
     // With other threads around, hold the lock across the fork so the child
     // copies a consistent state (and readers never see the pid unset);
@@ -653,11 +853,8 @@ pub(crate) fn fork_child<F: FnOnce()>(
         }
         return Err(error);
     }
-    // The parent. The pid stays ours (a zombie at worst) until we reap it,
-    // so pidfd_open cannot name another process.
-    if let Some(fd) = Pid::from_raw(pid).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok()) {
-        let _ = child.pidfd.set(fd);
-    }
+    // The parent. No pidfd yet: a plain join needs none (see
+    // Child::wait_blocking), and the pid stays ours until we reap it.
     // SYNC POINT: pairs with the Acquire in Child::pid (other threads find
     // the child through the registry only after this, under the lock).
     child.pid.store(pid, Ordering::Release);
@@ -700,7 +897,7 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
                     let _ = writeln!(
                         io::stderr(),
                         "shmproc: process {} (pid {}) panicked; exit code 1",
-                        me.name,
+                        me.name(),
                         getpid()
                     );
                     // Dropping a payload can panic again; we are leaving anyway.
@@ -791,17 +988,41 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct Process {
-    body: Option<Box<dyn FnOnce()>>,
-    /// After `start`, this process's copy of the target, kept unused until
-    /// the child has ended (see [`Process::start`]).
-    kept: std::cell::RefCell<Option<KeptTarget>>,
+    /// The target. Before `start`, what the child will run; after it, this
+    /// process's copy, kept unused until the child has ended (see
+    /// [`Process::start`]).
+    target: std::cell::RefCell<Option<Box<dyn RunInPlace>>>,
     /// Name and identity move into `child` at start.
     options: ForkOptions,
     child: Option<Arc<Child>>,
 }
 
-/// A started target: the child runs it, the parent only keeps it.
-type KeptTarget = std::rc::Rc<std::cell::Cell<Option<Box<dyn FnOnce()>>>>;
+/// A [`Run`] value the forked child runs straight out of the parent's box.
+///
+/// The child moves the value out with `ptr::read` and never touches the box
+/// again (no `take`, no free): it `_exit`s. So the heap pages holding the box
+/// (and the allocator's bookkeeping) stay shared with the parent, and the
+/// child pays no copy-on-write fault for them; the parent keeps and later
+/// drops its own copy as usual.
+trait RunInPlace {
+    /// Moves the value out of `self` and runs it.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once, in a process that afterwards never reads, moves
+    /// or drops `self` (the forked child, which leaves with `_exit`).
+    unsafe fn run_in_place(&mut self);
+}
+
+impl<R: Run> RunInPlace for R {
+    unsafe fn run_in_place(&mut self) {
+        // SAFETY: the caller guarantees this is the only use of `self` in
+        // this process from now on, so the value is moved out exactly once
+        // and its original is never dropped here.
+        let target = unsafe { std::ptr::read(self) };
+        target.run();
+    }
+}
 
 impl Process {
     /// A process that will run `target` (a closure or a [`Run`] type) once
@@ -809,13 +1030,11 @@ impl Process {
     /// created, `Process-2:1` for the first child of `Process-2`), as in
     /// Python.
     pub fn new<R: Run + 'static>(target: R) -> Self {
-        let identity = next_identity();
         Process {
-            body: Some(Box::new(move || target.run())),
-            kept: std::cell::RefCell::new(None),
+            target: std::cell::RefCell::new(Some(Box::new(target))),
             options: ForkOptions {
-                name: identity_name("Process", &identity),
-                identity,
+                name: Name::default_for("Process"),
+                identity: next_identity(),
                 daemon: false,
                 allow_threads: false,
                 register: true,
@@ -828,7 +1047,7 @@ impl Process {
     /// child). Has no effect once started.
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = name.into();
+        self.options.name = Name::custom(name.into());
         self
     }
 
@@ -897,35 +1116,27 @@ impl Process {
         if self.child.is_some() {
             return Err(Error::AlreadyStarted);
         }
-        let Some(target) = self.body.take() else {
+        let Some(target) = self.target.get_mut().as_deref_mut() else {
             return Err(Error::AlreadyStarted);
         };
-        let target: KeptTarget = std::rc::Rc::new(std::cell::Cell::new(Some(target)));
-        let mut body = Some({
-            let target = std::rc::Rc::clone(&target);
-            move || {
-                if let Some(run) = target.take() {
-                    run();
-                }
-            }
+        let target: *mut dyn RunInPlace = target;
+        let mut body = Some(move || {
+            // SAFETY: fork_child calls `body` only in the child, which then
+            // `_exit`s, and that child touches nothing else of `self`:
+            // `target` points into its copy of the box, valid and unaliased.
+            let target = unsafe { &mut *target };
+            // SAFETY: called once, in the child, which never reads, moves or
+            // drops its copy of the target afterwards (it `_exit`s).
+            unsafe { target.run_in_place() }
         });
-        match fork_child(&mut self.options, &mut body) {
-            Ok(child) => {
-                self.child = Some(child);
-                *self.kept.get_mut() = Some(target);
-                Ok(())
-            }
-            Err(e) => {
-                drop(body);
-                self.body = target.take();
-                Err(e)
-            }
-        }
+        let child = fork_child(&mut self.options, &mut body)?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Lets this process's copy of the target go (the child has ended).
     fn release_target(&self) {
-        let kept = self.kept.borrow_mut().take();
+        let kept = self.target.borrow_mut().take();
         // Dropped outside the borrow: its destructors may do anything.
         drop(kept);
     }
@@ -1032,8 +1243,8 @@ impl Process {
     /// `std::process::Command` has `arg` and `get_args`.)
     pub fn get_name(&self) -> &str {
         match &self.child {
-            Some(child) => &child.name,
-            None => &self.options.name,
+            Some(child) => child.name(),
+            None => self.options.name.get(&self.options.identity),
         }
     }
 
@@ -1080,13 +1291,17 @@ impl Drop for Process {
     /// daemon running (see the type's docs).
     fn drop(&mut self) {
         if let Some(child) = &self.child {
+            // Joined already (the usual case): nothing to do, no system call.
+            if child.status().is_some() {
+                return;
+            }
             if child.owner == getpid() {
                 if !child.daemon {
                     let _ = child.wait_deadline(None);
                 } else if matches!(child.try_wait(), Ok(None)) {
                     // A daemon left running may still use what its target
                     // captured: never free it here.
-                    std::mem::forget(self.kept.get_mut().take());
+                    std::mem::forget(self.target.get_mut().take());
                 }
             }
         }
@@ -1158,7 +1373,7 @@ impl fmt::Debug for ProcessInfo {
 impl ProcessInfo {
     fn child(child: &Arc<Child>) -> Self {
         ProcessInfo {
-            name: child.name.clone(),
+            name: child.name().to_owned(),
             pid: child.pid(),
             daemon: child.daemon,
             kind: Kind::Child(Arc::clone(child)),
@@ -1298,7 +1513,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
     Some(ProcessInfo {
         name: parent
             .as_ref()
-            .map_or("MainProcess", |parent| &parent.name)
+            .map_or("MainProcess", |parent| parent.name())
             .to_owned(),
         pid: *pid,
         daemon: parent.as_ref().is_some_and(|parent| parent.daemon),
@@ -1362,4 +1577,26 @@ pub fn exit(code: i32) -> ! {
         unsafe { libc::_exit(code) }
     }
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Identity, Name};
+
+    #[test]
+    fn identity_is_inline_then_spills_to_the_heap() {
+        let mut identity = Identity::default();
+        assert!(identity.is_empty());
+        for number in 1..=6 {
+            identity = Identity::child_of(&identity, number);
+            let inline = matches!(identity, Identity::Inline { .. });
+            assert_eq!(inline, number as usize <= Identity::INLINE);
+        }
+        assert_eq!(&*identity, &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            Name::default_for("Process").get(&identity),
+            "Process-1:2:3:4:5:6"
+        );
+        assert_eq!(Name::custom("worker".into()).get(&identity), "worker");
+    }
 }

@@ -586,10 +586,23 @@ fn active_children_reaps_finished() {
 }
 
 fn dropped_daemon_is_reaped() {
-    let mut d = Process::new(|| {}).daemon(true);
+    // The daemon runs until this process closes `w`, so it is still running
+    // when its handle is dropped. (One that had already ended would be
+    // reaped by the drop itself, leaving no zombie for the next start.)
+    let (mut r, w) = pipe();
+    let w_fd = w.as_raw_fd();
+    let mut d = Process::new(move || {
+        // SAFETY: closes the child's inherited copy of the write end, which
+        // nothing in the child uses; the read then ends when the parent
+        // closes its own.
+        unsafe { libc::close(w_fd) };
+        let _ = r.read(&mut [0u8; 1]);
+    })
+    .daemon(true);
     d.start().unwrap();
     let pid = d.pid().unwrap();
     drop(d); // a daemon's handle does not join
+    drop(w); // now the daemon ends
     let deadline = Instant::now() + Duration::from_secs(10);
     while proc_state(pid) != Some('Z') {
         assert!(Instant::now() < deadline, "child {pid} never ended");

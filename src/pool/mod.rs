@@ -33,7 +33,7 @@ use crate::arena::Arena;
 use crate::codec::Message;
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
-use crate::process::{Child, ForkOptions, fork_child, identity_name, next_identity};
+use crate::process::{Child, ForkOptions, Name, fork_child, next_identity};
 use result::{Chunks, Job};
 
 use shm::{Core, DRAINING, INLINE, TERMINATING};
@@ -158,7 +158,7 @@ impl PoolBuilder {
         };
         let identity = next_identity();
         let mut options = ForkOptions {
-            name: identity_name("PoolManager", &identity),
+            name: Name::default_for("PoolManager"),
             identity,
             daemon: true,
             allow_threads: false,

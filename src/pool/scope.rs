@@ -6,7 +6,7 @@ use crate::arena::{Arena, ShmState};
 use crate::codec::Message;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
-use crate::process::{ExitStatus, ForkOptions, fork_child, identity_name, next_identity};
+use crate::process::{ExitStatus, ForkOptions, Name, fork_child, next_identity};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 const RUNNING: u64 = 0;
@@ -154,7 +154,7 @@ where
     for _ in 0..processes {
         let identity = next_identity();
         let mut options = ForkOptions {
-            name: identity_name("ForkMapWorker", &identity),
+            name: Name::default_for("ForkMapWorker"),
             identity,
             daemon: true,
             allow_threads: false,

@@ -7,7 +7,7 @@ use super::slot::{self, DONE, FAILED, MAX_TICKET, PANICKED};
 use crate::codec::Message;
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
-use crate::process::{Child, ExitStatus, ForkOptions, fork_child, identity_name, next_identity};
+use crate::process::{Child, ExitStatus, ForkOptions, Name, fork_child, next_identity};
 use crate::sync::WaitStrategy;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -588,7 +588,7 @@ fn spawn(core: &Core, index: usize, ticket: u32, config: &WorkerConfig) -> Resul
     record.current.store(0, Ordering::Relaxed);
     let identity = next_identity();
     let mut options = ForkOptions {
-        name: identity_name("ForkPoolWorker", &identity),
+        name: Name::default_for("ForkPoolWorker"),
         identity,
         daemon: true,
         allow_threads: false,
