@@ -29,6 +29,12 @@ pub fn run() -> crate::Result {
     println!("== pool");
     let pool = Pool::new(2)?;
     let squares = pool.map(square, 1..=10u64)?;
+    // The manager forks the workers in the background; the map may finish
+    // on the first one before the second has registered.
+    let deadline = Instant::now() + std::time::Duration::from_secs(2);
+    while pool.worker_pids().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     println!(
         "  Pool(2): manager pid {}, workers {:?} (forked by the manager)",
         pool.manager_pid(),
