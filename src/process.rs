@@ -362,12 +362,6 @@ impl Child {
                     }
                 }
                 None => {
-                    if let Some(status) = self.try_wait()? {
-                        return Ok(Some(status));
-                    }
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
                     std::thread::sleep(backoff.min(left));
                     backoff = (backoff * 2).min(Duration::from_millis(10));
                 }
@@ -788,28 +782,27 @@ pub(crate) fn fork_child<F: FnOnce()>(
     // the same allocation and registry slot, so a start+join cycle frees and
     // allocates nothing there (each heap page written after a fork is a
     // page fault).
-    let mut placed: std::result::Result<Arc<Child>, Child> = Err(new);
+    let mut reuse = None;
     let mut index = 0;
     while let Some(entry) = state.children.get_mut(index) {
-        let reaped = match entry.try_wait() {
-            Ok(None) => {
-                index += 1;
+        match entry.try_wait() {
+            Ok(None) => {}
+            Ok(Some(_)) if options.register && reuse.is_none() && Arc::get_mut(entry).is_some() => {
+                reuse = Some(index);
+            }
+            // Reaped (and not reusable), or not ours to wait for: drop it.
+            _ => {
+                state.children.remove(index);
                 continue;
             }
-            Ok(Some(_)) => true,
-            Err(_) => false,
-        };
-        placed = match placed {
-            Err(new) if reaped && options.register => reuse_child(entry, new),
-            other => other,
-        };
-        if matches!(&placed, Ok(child) if Arc::ptr_eq(child, entry)) {
-            index += 1;
-        } else {
-            state.children.remove(index);
         }
+        index += 1;
     }
-    let mut child = match placed {
+    let reused = match reuse.and_then(|index| state.children.get_mut(index)) {
+        Some(entry) => reuse_child(entry, new),
+        None => Err(new),
+    };
+    let mut child = match reused {
         Ok(child) => child,
         Err(new) => {
             let child = Arc::new(new);
