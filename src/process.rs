@@ -706,21 +706,127 @@ mod c_stdio {
         /// Bytes buffered in `stream` (`<stdio_ext.h>`; glibc and musl).
         pub(super) fn __fpending(stream: *mut libc::FILE) -> libc::size_t;
     }
+
+    /// Whether `stream` holds bytes not yet written.
+    ///
+    /// # Safety
+    ///
+    /// `stream` must be a valid, open `FILE` of the C library.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub(super) unsafe fn pending(stream: *mut libc::FILE) -> bool {
+        // SAFETY: the caller passes a valid FILE; __fpending only reads it.
+        unsafe { __fpending(stream) > 0 }
+    }
+
+    /// Whether `stream` holds bytes not yet written.
+    ///
+    /// Reads the byte buffer's pointers the way glibc's own `__fpending`
+    /// does, rather than calling it: in a child that has just forked,
+    /// `__fpending`'s code is one more page to fault in (each costs several
+    /// µs on a VM), and this runs before every child's `_exit`. A stream
+    /// in wide mode (rare) still asks `__fpending`, whose wide buffer is
+    /// glibc-internal.
+    ///
+    /// # Safety
+    ///
+    /// `stream` must be a valid, open `FILE` of the C library.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub(super) unsafe fn pending(stream: *mut libc::FILE) -> bool {
+        use std::mem::offset_of;
+        let field = |offset: usize| stream.cast::<u8>().wrapping_add(offset);
+        // SAFETY: `stream` is a valid glibc FILE, which starts with the
+        // fields of `GlibcFile` (its public layout), so each offset here and
+        // below is an aligned field of that type inside it; these are plain
+        // loads, as __fpending's are.
+        let mode = unsafe {
+            field(offset_of!(GlibcFile, mode))
+                .cast::<libc::c_int>()
+                .read_volatile()
+        };
+        // SAFETY: as above.
+        let base = unsafe {
+            field(offset_of!(GlibcFile, write_base))
+                .cast::<usize>()
+                .read_volatile()
+        };
+        // SAFETY: as above.
+        let ptr = unsafe {
+            field(offset_of!(GlibcFile, write_ptr))
+                .cast::<usize>()
+                .read_volatile()
+        };
+        if mode > 0 {
+            // SAFETY: as above; __fpending only reads the FILE.
+            return unsafe { __fpending(stream) > 0 };
+        }
+        ptr > base
+    }
+
+    /// glibc's `FILE` up to `_mode` (`struct _IO_FILE` in
+    /// `<bits/types/struct_FILE.h>`). The layout is part of glibc's ABI:
+    /// programs compiled against the header read these fields directly
+    /// (`getc_unlocked`, `putc_unlocked`), so it cannot change.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[repr(C)]
+    pub(super) struct GlibcFile {
+        flags: libc::c_int,
+        read_ptr: *mut libc::c_char,
+        read_end: *mut libc::c_char,
+        read_base: *mut libc::c_char,
+        pub(super) write_base: *mut libc::c_char,
+        pub(super) write_ptr: *mut libc::c_char,
+        write_end: *mut libc::c_char,
+        buf_base: *mut libc::c_char,
+        buf_end: *mut libc::c_char,
+        save_base: *mut libc::c_char,
+        backup_base: *mut libc::c_char,
+        save_end: *mut libc::c_char,
+        markers: *mut libc::c_void,
+        chain: *mut libc::c_void,
+        fileno: libc::c_int,
+        flags2: libc::c_int,
+        old_offset: libc::c_long,
+        cur_column: libc::c_ushort,
+        vtable_offset: libc::c_schar,
+        shortbuf: [libc::c_char; 1],
+        lock: *mut libc::c_void,
+        offset: i64,
+        codecvt: *mut libc::c_void,
+        wide_data: *mut libc::c_void,
+        freeres_list: *mut libc::c_void,
+        freeres_buf: *mut libc::c_void,
+        pad5: libc::size_t,
+        pub(super) mode: libc::c_int,
+    }
+
+    // The offsets glibc's header gives on x86_64 (offsetof in C).
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    const _: () = {
+        assert!(std::mem::offset_of!(GlibcFile, write_base) == 32);
+        assert!(std::mem::offset_of!(GlibcFile, write_ptr) == 40);
+        assert!(std::mem::offset_of!(GlibcFile, wide_data) == 160);
+        assert!(std::mem::offset_of!(GlibcFile, mode) == 192);
+    };
 }
+
+/// Rust's stdout handle, fetched once. A child's closing flush starts from
+/// this static (read only, so its page stays shared) instead of calling
+/// `io::stdout()`, whose code may be one more page to fault in.
+static RUST_STDOUT: OnceLock<io::Stdout> = OnceLock::new();
 
 /// Flushes Rust's stdout (its stderr is unbuffered) and C's stdout if it
 /// holds anything (C's stderr is unbuffered too).
 fn flush_stdio() {
-    let _ = io::stdout().flush();
+    let mut stdout: &io::Stdout = RUST_STDOUT.get_or_init(io::stdout);
+    let _ = stdout.flush();
     // SAFETY: reads the C library's `stdout` pointer, set before main runs.
     let stream = unsafe { c_stdio::stdout };
     if stream.is_null() {
         return;
     }
-    // SAFETY: `stream` is the C library's valid stdout FILE; __fpending only
-    // reads its buffer pointers (and writes nothing when nothing is pending,
-    // which keeps copy-on-write pages shared).
-    if unsafe { c_stdio::__fpending(stream) } > 0 {
+    // SAFETY: `stream` is the C library's valid stdout FILE; `pending` only
+    // reads it (and writes nothing, which keeps copy-on-write pages shared).
+    if unsafe { c_stdio::pending(stream) } {
         // SAFETY: fflush of the valid stdout FILE.
         unsafe { libc::fflush(stream) };
     }
@@ -1591,5 +1697,86 @@ mod tests {
             "Process-1:2:3:4:5:6"
         );
         assert_eq!(Name::custom("worker".into()).get(&identity), "worker");
+    }
+
+    /// A C `FILE` on /dev/null, fully buffered like a redirected stdout.
+    struct CFile(*mut libc::FILE);
+
+    unsafe extern "C" {
+        fn fwide(stream: *mut libc::FILE, mode: libc::c_int) -> libc::c_int;
+        fn fputwc(wc: libc::wchar_t, stream: *mut libc::FILE) -> libc::c_uint;
+    }
+
+    impl CFile {
+        fn open() -> Self {
+            // SAFETY: fopen with a NUL-terminated path and mode.
+            let file = unsafe { libc::fopen(c"/dev/null".as_ptr(), c"w".as_ptr()) };
+            assert!(!file.is_null(), "fopen /dev/null");
+            CFile(file)
+        }
+
+        /// Ours and the C library's answer (they must agree).
+        fn pending(&self) -> bool {
+            // SAFETY: `self.0` is a valid FILE until drop.
+            let ours = unsafe { super::c_stdio::pending(self.0) };
+            // SAFETY: as above; __fpending only reads the FILE.
+            let theirs = unsafe { super::c_stdio::__fpending(self.0) } > 0;
+            assert_eq!(ours, theirs, "c_stdio::pending disagrees with __fpending");
+            ours
+        }
+
+        /// glibc's `_mode`, read through the mirrored layout.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        fn mode(&self) -> libc::c_int {
+            // SAFETY: a valid glibc FILE starts with `GlibcFile`'s fields.
+            unsafe { (*self.0.cast::<super::c_stdio::GlibcFile>()).mode }
+        }
+
+        fn put(&self, text: &std::ffi::CStr) {
+            // SAFETY: a valid FILE and a NUL-terminated string.
+            assert!(unsafe { libc::fputs(text.as_ptr(), self.0) } >= 0);
+        }
+
+        fn put_wide(&self, c: char) {
+            // SAFETY: a valid FILE.
+            assert!(unsafe { fwide(self.0, 1) } > 0, "fwide");
+            // SAFETY: a valid FILE, now wide-oriented.
+            assert_ne!(unsafe { fputwc(c as libc::wchar_t, self.0) }, u32::MAX);
+        }
+
+        fn flush(&self) {
+            // SAFETY: a valid FILE.
+            assert_eq!(unsafe { libc::fflush(self.0) }, 0);
+        }
+    }
+
+    impl Drop for CFile {
+        fn drop(&mut self) {
+            // SAFETY: opened by fopen, closed once, here.
+            unsafe { libc::fclose(self.0) };
+        }
+    }
+
+    /// `c_stdio::pending` agrees with the C library's `__fpending` before
+    /// and after a flush, in byte and in wide mode; on glibc the `_mode`
+    /// read through the mirrored layout shows the offsets are right.
+    #[test]
+    fn c_stdio_pending_agrees_with_fpending() {
+        let file = CFile::open();
+        assert!(!file.pending());
+        file.put(c"no newline");
+        assert!(file.pending(), "buffered bytes must be seen");
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        assert_eq!(file.mode(), -1, "byte-oriented after fputs");
+        file.flush();
+        assert!(!file.pending());
+
+        let file = CFile::open();
+        file.put_wide('w');
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        assert_eq!(file.mode(), 1, "wide-oriented after fwide");
+        assert!(file.pending(), "buffered wide characters must be seen");
+        file.flush();
+        assert!(!file.pending());
     }
 }
