@@ -762,10 +762,11 @@ mod c_stdio {
         ptr > base
     }
 
-    /// glibc's `FILE` up to `_mode` (`struct _IO_FILE` in
-    /// `<bits/types/struct_FILE.h>`). The layout is part of glibc's ABI:
-    /// programs compiled against the header read these fields directly
-    /// (`getc_unlocked`, `putc_unlocked`), so it cannot change.
+    /// glibc's `FILE` up to `_mode` (`struct _IO_FILE` in the installed
+    /// `<bits/types/struct_FILE.h>`). Its layout is part of glibc's ABI:
+    /// programs compiled against that header read the buffer pointers
+    /// directly (the inline `getc_unlocked`/`putc_unlocked` bodies), so no
+    /// field before `_mode` can move.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[repr(C)]
     pub(super) struct GlibcFile {
@@ -773,8 +774,8 @@ mod c_stdio {
         read_ptr: *mut libc::c_char,
         read_end: *mut libc::c_char,
         read_base: *mut libc::c_char,
-        pub(super) write_base: *mut libc::c_char,
-        pub(super) write_ptr: *mut libc::c_char,
+        write_base: *mut libc::c_char,
+        write_ptr: *mut libc::c_char,
         write_end: *mut libc::c_char,
         buf_base: *mut libc::c_char,
         buf_end: *mut libc::c_char,
