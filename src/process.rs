@@ -732,34 +732,15 @@ mod c_stdio {
     /// `stream` must be a valid, open `FILE` of the C library.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub(super) unsafe fn pending(stream: *mut libc::FILE) -> bool {
-        use std::mem::offset_of;
-        let field = |offset: usize| stream.cast::<u8>().wrapping_add(offset);
-        // SAFETY: `stream` is a valid glibc FILE, which starts with the
-        // fields of `GlibcFile` (its public layout), so each offset here and
-        // below is an aligned field of that type inside it; these are plain
-        // loads, as __fpending's are.
-        let mode = unsafe {
-            field(offset_of!(GlibcFile, mode))
-                .cast::<libc::c_int>()
-                .read_volatile()
-        };
-        // SAFETY: as above.
-        let base = unsafe {
-            field(offset_of!(GlibcFile, write_base))
-                .cast::<usize>()
-                .read_volatile()
-        };
-        // SAFETY: as above.
-        let ptr = unsafe {
-            field(offset_of!(GlibcFile, write_ptr))
-                .cast::<usize>()
-                .read_volatile()
-        };
-        if mode > 0 {
-            // SAFETY: as above; __fpending only reads the FILE.
+        // SAFETY: `stream` is a valid glibc FILE (the caller's contract),
+        // which starts with `GlibcFile`'s fields (its public layout); plain
+        // reads of them, as __fpending's are.
+        let head = unsafe { stream.cast::<GlibcFile>().read_volatile() };
+        if head.mode > 0 {
+            // SAFETY: `stream` is a valid FILE; __fpending only reads it.
             return unsafe { __fpending(stream) > 0 };
         }
-        ptr > base
+        head.write_ptr > head.write_base
     }
 
     /// glibc's `FILE` up to `_mode` (`struct _IO_FILE` in the installed
@@ -930,10 +911,10 @@ pub(crate) fn fork_child<F: FnOnce()>(
         None
     };
 
-    // SAFETY: fork(2) is sound here: either this process runs one thread
-    // (checked above), so no lock is held by a thread the child lacks, or
-    // the caller vouched for it through the unsafe `allow_threads`. The
-    // child only runs `child_main`, which never returns.
+    // The child only runs `child_main`, which never returns.
+    // SAFETY: this process runs one thread (checked above), so no lock is
+    // held by a thread the child lacks, or the caller vouched for it
+    // through the unsafe `allow_threads`.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // Our copy of the lock, if the parent held it: release it.
@@ -981,10 +962,11 @@ fn child_main<F: FnOnce()>(me: &Child, parent_pid: i32, body: &mut Option<F>) ->
             unsafe { libc::_exit(1) };
         }
     }
-    // SAFETY: `body` is `Some` (fork_child checked) and initialised. This
-    // process never returns from child_main and never touches `body` again,
-    // so the value is moved out exactly once here; reading it (instead of
-    // `take`, which writes `None`) leaves the page holding it shared.
+    // Reading `body` (instead of `take`, which writes `None`) leaves the
+    // page holding it shared.
+    // SAFETY: `body` is `Some` (fork_child checked) and initialised; this
+    // process never returns from child_main nor touches `body` again, so
+    // the value is moved out exactly once, here.
     let body = unsafe { std::ptr::read(body) };
     let code = match body {
         None => 0,
