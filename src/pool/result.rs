@@ -379,14 +379,12 @@ impl<R: Message> Chunks<R> {
                         Some(base) => {
                             let begin = start as usize * size;
                             // SAFETY: (start + count) * size <= bytes, the
-                            // length `base` was checked for (start + count
-                            // <= n, and bytes = n * size did not overflow),
-                            // so `begin` is inside the block.
+                            // checked length of `base` (start + count <= n,
+                            // n * size did not overflow): `begin` is inside.
                             let at = unsafe { base.as_ptr().add(begin) };
-                            // SAFETY: `at .. at + count * size` lies in the
-                            // checked block (above); no worker reads this
-                            // chunk before it is queued, and nothing else in
-                            // this process refers to these bytes.
+                            // SAFETY: `at .. at + count * size` is in the
+                            // checked block; no worker reads the chunk before
+                            // it is queued, and nothing else here refers to it.
                             let out = unsafe { core::slice::from_raw_parts_mut(at, take * size) };
                             A::encode_fixed(&mut items, out)?
                         }

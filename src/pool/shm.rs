@@ -120,10 +120,10 @@ impl<T: ShmState> ShmSlice<T> {
                 what: format!("pool index {index} out of range 0..{}", self.len),
             });
         }
+        // T: ShmState is valid for any bytes and shared mutation goes through
+        // its atomics; the arena outlives every `Core` that holds this slice.
         // SAFETY: index < len, and `ptr .. ptr + len` was checked to lie in
-        // the arena (resolve_slice_ptr), aligned for T; T: ShmState is valid
-        // for any bytes and shared mutation goes through its atomics. The
-        // arena outlives every `Core` that holds this slice.
+        // the arena, aligned for T (resolve_slice_ptr).
         let ptr = unsafe { self.ptr.add(index as usize) };
         // SAFETY: as above: in bounds, aligned, ShmState, arena alive.
         Ok(unsafe { ptr.as_ref() })

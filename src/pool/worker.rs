@@ -85,11 +85,11 @@ pub(crate) fn conjure<F: Copy + 'static>() -> F {
              its code is found again in the worker process by its address, but captured data is not"
         )
     };
+    // A zero-sized Fn type is a function item or a closure that captured
+    // nothing (or only zero-sized Copy values), whose only content is its
+    // type: the value read is the value the caller passed.
     // SAFETY: F is zero-sized (asserted at compile time), so this reads no
-    // bytes from the aligned dangling pointer. F is Copy (no ownership, no
-    // drop) and a zero-sized Fn type is a function item or a closure that
-    // captured nothing (or only zero-sized Copy values), whose only content
-    // is its type: this is the value the caller passed.
+    // bytes from the aligned dangling pointer; F is Copy (no drop).
     unsafe { NonNull::<F>::dangling().as_ptr().read() }
 }
 
@@ -332,10 +332,11 @@ pub(crate) unsafe fn array_task<A: bytemuck::Pod, R: bytemuck::Pod, K: Invoke<A,
     )?
     .cast::<R>();
     for i in start as usize..end as usize {
+        // Volatile, as RawArray's own accessors: another process may write
+        // the array meanwhile (any bytes are a valid A: Pod), so no
+        // reference to it is formed.
         // SAFETY: i < end, and `end` items of A lie inside the checked,
-        // aligned range at `input`. Volatile, as RawArray's own accessors:
-        // another process may write the array meanwhile (any bytes are a
-        // valid A: Pod), so no reference to it is formed.
+        // aligned range at `input`.
         let from = unsafe { input.as_ptr().add(i) };
         // SAFETY: `from` is in bounds and aligned (above).
         let item = unsafe { from.read_volatile() };
@@ -435,10 +436,10 @@ fn run_task(core: &Core, index: u32, ticket: u32, scratch: &mut Vec<u8>) {
             Some("the task's function address failed its check: the pool's shared memory was overwritten".to_owned()),
         )
     } else {
+        // A forked process has the same code at the same addresses.
         // SAFETY: the address carries a seal keyed by a secret that lives
-        // only in the pool's processes' private memory, so it was written
-        // by the pool's caller from a `Trampoline` of this very binary; a
-        // forked process has the same code at the same addresses.
+        // only in the pool processes' private memory, so the pool's caller
+        // wrote it from a `Trampoline` of this very binary.
         let trampoline = unsafe { core::mem::transmute::<usize, Trampoline>(address as usize) };
         // SAFETY: this worker claimed the slot (the trampoline's contract).
         match catch_unwind(AssertUnwindSafe(|| unsafe {

@@ -323,11 +323,11 @@ impl<'a> SpscRing<'a> {
     fn word(&self, pos: u64) -> &'a AtomicU64 {
         let pos = self.mask(pos) & !7;
         let ptr = self.data.as_ptr().wrapping_add(pos as usize).cast::<u64>();
-        // SAFETY: `pos` is a multiple of 8 below `capacity` (masked above),
-        // `data` is 8-aligned and valid for `capacity` bytes for 'a (`new`),
-        // and header words are only ever accessed atomically while they can
-        // be a header (the ring protocol; plain payload writes reuse the
-        // bytes only after the receiver released them).
+        // Plain payload writes reuse header bytes only after the receiver
+        // released them (the ring protocol).
+        // SAFETY: `pos` is 8-aligned below `capacity` (masked), `data` is
+        // 8-aligned and valid for `capacity` bytes for 'a (`new`), and words
+        // are accessed only atomically while they can be a header.
         unsafe { AtomicU64::from_ptr(ptr) }
     }
 

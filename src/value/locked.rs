@@ -153,10 +153,9 @@ impl<'a, T: Pod> LockedGuard<'a, T> {
 
     #[inline]
     fn slice(&self) -> &[T] {
-        // SAFETY: `data` holds `len` initialised elements checked to lie in
-        // the mapping the handle (borrowed for 'a) keeps alive; we hold the
-        // lock, which every accessor of these elements takes first, so no
-        // one writes them while this borrow lives.
+        // SAFETY: `data` holds `len` initialised elements inside the mapping
+        // the handle (borrowed for 'a) keeps alive, and we hold the lock that
+        // every accessor of them takes, so no one writes them meanwhile.
         unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len) }
     }
 
