@@ -32,6 +32,7 @@ fn main() {
             case!(non_daemon_outlives_its_parent, 30),
             case!(large_vec_is_copy_on_write, 60),
             case!(output_before_start_appears_once, 30),
+            case!(partial_lines_rust_and_c_appear_once, 30),
             case!(no_destructors_or_atexit_in_child, 30),
             case!(second_start_and_not_started_errors, 30),
             case!(threaded_fork_refused_unless_allowed, 30),
@@ -349,6 +350,34 @@ fn output_before_start_appears_once() {
         std::io::stdout().flush().unwrap();
     }
     assert_eq!(read_all(r), "before start;child\nafter\n");
+}
+
+/// Unfinished lines in Rust's and C's stdout buffers, the parent's before
+/// `start` and the child's at its `_exit`, each reach the output once.
+fn partial_lines_rust_and_c_appear_once() {
+    let c_print = |text: &std::ffi::CStr| {
+        // SAFETY: printf with a NUL-terminated format holding no `%`.
+        assert!(unsafe { libc::printf(text.as_ptr()) } >= 0);
+    };
+    let (r, w) = pipe();
+    {
+        let _stdout = Redirect::new(1, &w);
+        drop(w);
+        print!("rust before;");
+        c_print(c"c before;");
+        let mut p = Process::new(move || {
+            print!("rust child;");
+            c_print(c"c child;");
+        });
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        println!("after");
+        std::io::stdout().flush().unwrap();
+    }
+    assert_eq!(
+        read_all(r),
+        "rust before;c before;rust child;c child;after\n"
+    );
 }
 
 static ATEXIT_FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
