@@ -7,10 +7,16 @@
 //! has touched 64 MiB, so fork copies more page tables); in each,
 //! `floor_fork_waitpid` is the raw fork and `shmproc_process` ours.
 //!
-//! Python's `multiprocessing.Process` (fork start method) on the same
-//! machine: `python3 benches/process_python.py`.
+//! `alt_python` (in `start_join_empty`) is Python's
+//! `multiprocessing.Process` (fork start method) doing the same, timed by
+//! `benches/process_python.py` inside this run; without python3 the row is
+//! skipped with a message. `python3 benches/process_python.py` alone prints
+//! Python's own raw fork beside it.
 #![allow(unsafe_code)]
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
+use std::process::Command;
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use shmproc::Process;
@@ -37,10 +43,43 @@ fn start_join_empty() {
     assert_eq!(p.join().expect("join"), 0);
 }
 
+/// Total time Python reports for `iters` start+joins, or `None` when
+/// python3 or the script fails.
+fn python_start_join(iters: u64) -> Option<Duration> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/process_python.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("start_join")
+        .arg(iters.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
+}
+
+fn python_available() -> bool {
+    let ok = python_start_join(1).is_some();
+    if !ok {
+        eprintln!("python3 with multiprocessing not found: skipping the alt_python figure");
+    }
+    ok
+}
+
 fn bench(c: &mut Criterion) {
+    let benchmarking = std::env::args().any(|a| a == "--bench");
     let mut group = c.benchmark_group("start_join_empty");
     group.bench_function("floor_fork_waitpid", |b| b.iter(raw_fork_waitpid));
     group.bench_function("shmproc_process", |b| b.iter(start_join_empty));
+    if benchmarking && python_available() {
+        group.bench_function("alt_python", |b| {
+            b.iter_custom(|iters| {
+                python_start_join(iters).expect("benches/process_python.py failed")
+            })
+        });
+    }
     group.finish();
     // What a parent that has touched 64 MiB pays (fork copies page tables).
     let ballast: Vec<u8> = vec![1; 64 << 20];
