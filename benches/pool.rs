@@ -8,10 +8,12 @@
 //! `cargo bench --bench pool`. Without python3 the Python figures are
 //! skipped with a message.
 
+mod common;
+
+use common::python_available;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shmproc::{Arena, Offset, Pool, Process};
 use std::hint::black_box;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,34 +23,9 @@ fn trivial(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(1)
 }
 
-/// Total seconds Python reports for `iters` operations, or `None` (with a
-/// message) when python3 or the script is missing.
+/// Total time `benches/python_pool.py` reports for `iters` operations.
 fn python(what: &str, iters: u64) -> Option<Duration> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_pool.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(what)
-        .arg(iters.to_string())
-        .output();
-    match output {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            text.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
-        }
-        _ => None,
-    }
-}
-
-fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .arg("-c")
-        .arg("import multiprocessing")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("python3 with multiprocessing not found: skipping the alt_python figures");
-    }
-    ok
+    common::python_total("python_pool.py", what, iters)
 }
 
 /// Two processes handing a token back and forth through one shared word.

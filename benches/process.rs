@@ -15,9 +15,11 @@
 #![allow(unsafe_code)]
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
-use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
+use common::python_available;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shmproc::Process;
 
@@ -43,29 +45,9 @@ fn start_join_empty() {
     assert_eq!(p.join().expect("join"), 0);
 }
 
-/// Total time Python reports for `iters` start+joins, or `None` when
-/// python3 or the script fails.
+/// Total time `benches/process_python.py` reports for `iters` start+joins.
 fn python_start_join(iters: u64) -> Option<Duration> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/process_python.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("start_join")
-        .arg(iters.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
-}
-
-fn python_available() -> bool {
-    let ok = python_start_join(1).is_some();
-    if !ok {
-        eprintln!("python3 with multiprocessing not found: skipping the alt_python figure");
-    }
-    ok
+    common::python_total("process_python.py", "start_join", iters)
 }
 
 fn bench(c: &mut Criterion) {
