@@ -793,16 +793,10 @@ mod c_stdio {
     };
 }
 
-/// Rust's stdout handle, fetched once. A child's closing flush starts from
-/// this static (read only, so its page stays shared) instead of calling
-/// `io::stdout()`, whose code may be one more page to fault in.
-static RUST_STDOUT: OnceLock<io::Stdout> = OnceLock::new();
-
 /// Flushes Rust's stdout (its stderr is unbuffered) and C's stdout if it
 /// holds anything (C's stderr is unbuffered too).
 fn flush_stdio() {
-    let mut stdout: &io::Stdout = RUST_STDOUT.get_or_init(io::stdout);
-    let _ = stdout.flush();
+    let _ = io::stdout().flush();
     // SAFETY: reads the C library's `stdout` pointer, set before main runs.
     let stream = unsafe { c_stdio::stdout };
     if stream.is_null() {
